@@ -1,0 +1,5 @@
+//! Adapters to MCP SDKs and transports: the only code that names SDK types.
+
+#[cfg(feature = "rmcp")]
+#[cfg_attr(docsrs, doc(cfg(feature = "rmcp")))]
+pub mod rmcp;

@@ -1,0 +1,509 @@
+//! `SecureServer<H>`: the layer around an rmcp `ServerHandler`.
+
+#![allow(deprecated, reason = "subscribe/unsubscribe are deprecated in rmcp but still served to older peers, so they are gated too")]
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use rmcp::model::{
+    CacheScope, CallToolRequestParams, CallToolResponse, CallToolResult, CancelTaskParams, CancelledNotificationParam,
+    CompleteRequestParams, CompleteResult, ContentBlock, CustomNotification, CustomRequest, CustomResult, DiscoverResult,
+    ErrorCode, GetPromptRequestParams, GetPromptResponse, GetSkillRequestParams, GetSkillResult, GetTaskParams,
+    GetTaskResult, InitializeRequestParams, InitializeResult, ListPromptsResult, ListResourceTemplatesResult,
+    ListResourcesResult, ListSkillsResult, ListToolsResult, PaginatedRequestParams, ProgressNotificationParam,
+    ProtocolVersion, ReadResourceDirectoryRequestParams, ReadResourceDirectoryResult, ReadResourceRequestParams,
+    ReadResourceResponse, ResourceContents, ServerConfig, SetLevelRequestParams, SubscribeRequestParams,
+    SubscriptionFilter, Tool, UnsubscribeRequestParams, UpdateTaskParams,
+};
+use rmcp::service::{NotificationContext, RequestContext, SubscriptionContext};
+use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
+
+use crate::context::{CorrelationId, Credentials, Transport};
+use crate::decision::{Denial, DenyKind, RESOURCE_NOT_FOUND};
+use crate::layer::{Admission, Completion, SecurityLayer};
+use crate::message::{Action, ListKind};
+use crate::redact::RedactionReport;
+
+/// Every `ServerHandler` method of the rmcp version this crate is built against, in the order
+/// rmcp declares them. `SecureServer` implements each one; the test suite checks this list
+/// against the rmcp source in Cargo.lock, so an rmcp upgrade that adds a method fails the build
+/// instead of letting the method fall back to rmcp's default, unchecked.
+pub const FORWARDED_METHODS: &[&str] = &[
+    "ping",
+    "initialize",
+    "negotiate_initialize",
+    "supported_protocol_versions",
+    "discover",
+    "complete",
+    "set_level",
+    "get_prompt",
+    "list_prompts",
+    "list_resources",
+    "list_resource_templates",
+    "read_resource",
+    "accepted_subscription_filter",
+    "listen",
+    "subscribe",
+    "unsubscribe",
+    "call_tool",
+    "list_tools",
+    "get_tool",
+    "on_custom_request",
+    "on_cancelled",
+    "on_progress",
+    "on_initialized",
+    "on_roots_list_changed",
+    "on_custom_notification",
+    "get_info",
+    "get_task",
+    "update_task",
+    "cancel_task",
+    "list_skills",
+    "get_skill",
+    "read_resource_directory",
+];
+
+/// Wraps any rmcp [`ServerHandler`] in a [`SecurityLayer`].
+///
+/// The wrapper is itself a `ServerHandler`, so it serves over stdio (`serve(stdio())`), any
+/// `IntoTransport`, and rmcp's Streamable HTTP service alike. The inner handler finds the
+/// caller's [`Identity`](crate::Identity) in `context.extensions` (or through rmcp's
+/// `Extension<Identity>` extractor in `#[tool]` functions).
+#[derive(Debug)]
+pub struct SecureServer<H> {
+    inner: Arc<H>,
+    layer: SecurityLayer,
+    credentials: Credentials,
+    transport: Transport,
+}
+
+impl<H> Clone for SecureServer<H> {
+    fn clone(&self) -> Self {
+        SecureServer {
+            inner: self.inner.clone(),
+            layer: self.layer.clone(),
+            credentials: self.credentials.clone(),
+            transport: self.transport,
+        }
+    }
+}
+
+/// The JSON-RPC error for a denial (see the module docs for the table).
+fn wire_error(action: &Action<'_>, d: &Denial) -> McpError {
+    let code = match (d.kind(), action) {
+        (DenyKind::NotFound, Action::ReadResource { .. } | Action::SubscribeResource { .. }) => RESOURCE_NOT_FOUND,
+        (kind, _) => kind.code(),
+    };
+    McpError::new(ErrorCode(code), d.reason().to_owned(), None)
+}
+
+fn correlation(id: &rmcp::model::RequestId) -> CorrelationId {
+    match id {
+        rmcp::model::NumberOrString::Number(n) => CorrelationId::Number(*n),
+        rmcp::model::NumberOrString::String(s) => CorrelationId::Text(s.clone()),
+    }
+}
+
+fn count(r: &RedactionReport) -> u32 {
+    r.total()
+}
+
+impl<H: ServerHandler> SecureServer<H> {
+    /// Wraps `inner`. Requests carry no credentials until [`with_credentials`](Self::with_credentials)
+    /// says which; the transport is recorded as stdio unless [`with_transport`](Self::with_transport)
+    /// says otherwise.
+    pub fn new(inner: H, layer: SecurityLayer) -> Self {
+        SecureServer { inner: Arc::new(inner), layer, credentials: Credentials::none(), transport: Transport::Stdio }
+    }
+
+    /// The credentials every request on this connection presents. Over stdio there is one caller,
+    /// the process that launched the server, and its credential comes from the environment
+    /// ([`Credentials::from_env`]).
+    pub fn with_credentials(mut self, credentials: Credentials) -> Self {
+        self.credentials = credentials;
+        self
+    }
+
+    /// The transport recorded in audit records.
+    pub fn with_transport(mut self, transport: Transport) -> Self {
+        self.transport = transport;
+        self
+    }
+
+    /// The wrapped handler.
+    pub fn inner(&self) -> &H {
+        &self.inner
+    }
+
+    /// The layer.
+    pub fn layer(&self) -> &SecurityLayer {
+        &self.layer
+    }
+
+    fn context(&self, id: Option<&rmcp::model::RequestId>) -> crate::RequestContext {
+        let cx = crate::RequestContext::new(self.transport).with_credentials(self.credentials.clone());
+        match id {
+            Some(id) => cx.with_correlation_id(correlation(id)),
+            None => cx,
+        }
+    }
+
+    /// Runs the checks before the handler and, when they pass, puts the identity where the inner
+    /// handler can read it.
+    async fn admit(&self, action: &Action<'_>, cx: &crate::RequestContext, ext: &mut rmcp::model::Extensions) -> Result<Admission, McpError> {
+        match self.layer.admit(action, cx, None).await {
+            Ok(admission) => {
+                ext.insert(admission.identity().clone());
+                Ok(admission)
+            }
+            Err(d) => Err(wire_error(action, &d)),
+        }
+    }
+
+    /// Audits the handler's answer; an audit failure in fail-closed mode replaces the answer.
+    async fn finish<T>(&self, admission: Admission, action: &Action<'_>, cx: &crate::RequestContext, result: Result<T, McpError>, redactions: u32) -> Result<T, McpError> {
+        let completion = match &result {
+            Ok(_) => Completion::ok(redactions),
+            Err(e) => Completion::HandlerError { code: e.code.0 },
+        };
+        match self.layer.complete(admission, action, cx, completion).await {
+            Ok(()) => result,
+            Err(d) => Err(wire_error(action, &d)),
+        }
+    }
+
+    /// Gate for requests whose result needs no redaction or filtering. The inner handler is
+    /// called only after the checks pass, with the identity in the context's extensions.
+    async fn gated<'a, T, F, Fut>(&'a self, action: Action<'_>, mut context: RequestContext<RoleServer>, call: F) -> Result<T, McpError>
+    where
+        F: FnOnce(&'a H, RequestContext<RoleServer>) -> Fut,
+        Fut: Future<Output = Result<T, McpError>>,
+    {
+        let cx = self.context(Some(&context.id));
+        let admission = self.admit(&action, &cx, &mut context.extensions).await?;
+        let result = call(&self.inner, context).await;
+        self.finish(admission, &action, &cx, result, 0).await
+    }
+
+    /// Checks a notification; `true` when it may be forwarded.
+    async fn notification_allowed(&self, method: &str, context: &mut NotificationContext<RoleServer>) -> bool {
+        let cx = self.context(None);
+        let action = Action::Notification { method };
+        match self.layer.admit(&action, &cx, None).await {
+            Ok(admission) => {
+                context.extensions.insert(admission.identity().clone());
+                self.layer.complete(admission, &action, &cx, Completion::ok(0)).await.is_ok()
+            }
+            Err(_) => false,
+        }
+    }
+
+    fn redact_contents(&self, contents: &mut [ResourceContents]) -> RedactionReport {
+        let mut report = RedactionReport::default();
+        for c in contents {
+            match c {
+                ResourceContents::TextResourceContents { text, .. } => report.merge(&self.layer.redact_string(text)),
+                // Binary blobs are base64: a text detector finds nothing useful in them.
+                ResourceContents::BlobResourceContents { .. } => {}
+                other => {
+                    let uri = String::new();
+                    report.merge(&self.redact_via_json(other, || ResourceContents::text("[REDACTED]", uri)));
+                }
+            }
+        }
+        report
+    }
+
+    fn redact_blocks<'a>(&self, blocks: impl IntoIterator<Item = &'a mut ContentBlock>) -> RedactionReport {
+        let mut report = RedactionReport::default();
+        for block in blocks {
+            match block {
+                ContentBlock::Text(t) => report.merge(&self.layer.redact_string(&mut t.text)),
+                ContentBlock::Resource(r) => report.merge(&self.redact_contents(std::slice::from_mut(&mut r.resource))),
+                ContentBlock::Image(_) | ContentBlock::Audio(_) => {}
+                // Resource links and any content kind added later: redact every string in it.
+                other => report.merge(&self.redact_via_json(other, || ContentBlock::text("[REDACTED]"))),
+            }
+        }
+        report
+    }
+
+    /// Redacts a value of a type this adapter does not walk by hand, through its JSON form.
+    /// A value that cannot make the round trip is replaced by `fallback()` rather than sent
+    /// unredacted.
+    fn redact_via_json<T>(&self, value: &mut T, fallback: impl FnOnce() -> T) -> RedactionReport
+    where
+        T: serde::Serialize + serde::de::DeserializeOwned,
+    {
+        if !self.layer.redacts() {
+            return RedactionReport::default();
+        }
+        let mut report = RedactionReport::default();
+        match serde_json::to_value(&*value) {
+            Ok(mut json) => {
+                report = self.layer.redact_value(&mut json);
+                if !report.is_empty() {
+                    *value = serde_json::from_value(json).unwrap_or_else(|_| fallback());
+                }
+            }
+            Err(_) => {
+                *value = fallback();
+                report.add("unreadable", 1);
+            }
+        }
+        report
+    }
+
+    fn redact_tool_result(&self, r: &mut CallToolResult) -> u32 {
+        let mut report = self.redact_blocks(r.content.iter_mut());
+        if let Some(v) = r.structured_content.as_mut() {
+            report.merge(&self.layer.redact_value(v));
+        }
+        count(&report)
+    }
+
+    /// Lists: check the list request, then keep only the items the caller may use, and mark
+    /// the result private so no cache shares it across callers.
+    async fn listed<'a, T, F, Fut>(
+        &'a self,
+        kind: ListKind,
+        mut context: RequestContext<RoleServer>,
+        call: F,
+        filter: impl FnOnce(&mut T, &dyn Fn(&Action<'_>) -> bool),
+    ) -> Result<T, McpError>
+    where
+        F: FnOnce(&'a H, RequestContext<RoleServer>) -> Fut,
+        Fut: Future<Output = Result<T, McpError>>,
+    {
+        let action = Action::List(kind);
+        let cx = self.context(Some(&context.id));
+        let admission = self.admit(&action, &cx, &mut context.extensions).await?;
+        let mut result = call(&self.inner, context).await;
+        if let Ok(list) = result.as_mut() {
+            let identity = admission.identity();
+            let permits = |a: &Action<'_>| self.layer.permits(identity, a, &cx);
+            filter(list, &permits);
+        }
+        self.finish(admission, &action, &cx, result, 0).await
+    }
+}
+
+impl<H: ServerHandler> ServerHandler for SecureServer<H> {
+    async fn ping(&self, context: RequestContext<RoleServer>) -> Result<(), McpError> {
+        self.gated(Action::Ping, context, |h, c| h.ping(c)).await
+    }
+
+    async fn initialize(&self, request: InitializeRequestParams, mut context: RequestContext<RoleServer>) -> Result<InitializeResult, McpError> {
+        // A connection whose credentials fail is refused here, at its first request.
+        let cx = self.context(Some(&context.id));
+        let admission = self.admit(&Action::Initialize, &cx, &mut context.extensions).await?;
+        let result = self.inner.initialize(request, context).await;
+        self.finish(admission, &Action::Initialize, &cx, result, 0).await
+    }
+
+    fn negotiate_initialize(&self, request: &InitializeRequestParams) -> Result<InitializeResult, McpError> {
+        self.inner.negotiate_initialize(request)
+    }
+
+    fn supported_protocol_versions(&self) -> Cow<'static, [ProtocolVersion]> {
+        self.inner.supported_protocol_versions()
+    }
+
+    async fn discover(&self, context: RequestContext<RoleServer>) -> Result<DiscoverResult, McpError> {
+        self.gated(Action::Other { method: "server/discover" }, context, |h, c| h.discover(c)).await
+    }
+
+    async fn complete(&self, request: CompleteRequestParams, context: RequestContext<RoleServer>) -> Result<CompleteResult, McpError> {
+        self.gated(Action::Other { method: "completion/complete" }, context, |h, c| h.complete(request, c)).await
+    }
+
+    async fn set_level(&self, request: SetLevelRequestParams, context: RequestContext<RoleServer>) -> Result<(), McpError> {
+        self.gated(Action::Other { method: "logging/setLevel" }, context, |h, c| h.set_level(request, c)).await
+    }
+
+    async fn get_prompt(&self, request: GetPromptRequestParams, mut context: RequestContext<RoleServer>) -> Result<GetPromptResponse, McpError> {
+        let name = request.name.clone();
+        let cx = self.context(Some(&context.id));
+        let admission = {
+            let action = Action::GetPrompt { name: &request.name, arguments: request.arguments.as_ref() };
+            self.admit(&action, &cx, &mut context.extensions).await?
+        };
+        let mut result = self.inner.get_prompt(request, context).await;
+        let mut redactions = 0;
+        if let Ok(GetPromptResponse::Complete(r)) = result.as_mut() {
+            redactions = count(&self.redact_blocks(r.messages.iter_mut().map(|m| &mut m.content)));
+        }
+        let action = Action::GetPrompt { name: &name, arguments: None };
+        self.finish(admission, &action, &cx, result, redactions).await
+    }
+
+    async fn list_prompts(&self, request: Option<PaginatedRequestParams>, context: RequestContext<RoleServer>) -> Result<ListPromptsResult, McpError> {
+        self.listed(ListKind::Prompts, context, |h, c| h.list_prompts(request, c), |list: &mut ListPromptsResult, permits| {
+            list.prompts.retain(|p| permits(&Action::GetPrompt { name: &p.name, arguments: None }));
+            list.cache_scope = Some(CacheScope::Private);
+        })
+        .await
+    }
+
+    async fn list_resources(&self, request: Option<PaginatedRequestParams>, context: RequestContext<RoleServer>) -> Result<ListResourcesResult, McpError> {
+        self.listed(ListKind::Resources, context, |h, c| h.list_resources(request, c), |list: &mut ListResourcesResult, permits| {
+            list.resources.retain(|r| permits(&Action::ReadResource { uri: &r.uri }));
+            list.cache_scope = Some(CacheScope::Private);
+        })
+        .await
+    }
+
+    async fn list_resource_templates(&self, request: Option<PaginatedRequestParams>, context: RequestContext<RoleServer>) -> Result<ListResourceTemplatesResult, McpError> {
+        self.listed(ListKind::ResourceTemplates, context, |h, c| h.list_resource_templates(request, c), |list: &mut ListResourceTemplatesResult, permits| {
+            // A template is listed when its literal text falls under a readable URI pattern.
+            list.resource_templates.retain(|t| permits(&Action::ReadResource { uri: &t.uri_template }));
+            list.cache_scope = Some(CacheScope::Private);
+        })
+        .await
+    }
+
+    async fn read_resource(&self, request: ReadResourceRequestParams, mut context: RequestContext<RoleServer>) -> Result<ReadResourceResponse, McpError> {
+        let uri = request.uri.clone();
+        let cx = self.context(Some(&context.id));
+        let action = Action::ReadResource { uri: &uri };
+        let admission = self.admit(&action, &cx, &mut context.extensions).await?;
+        let mut result = self.inner.read_resource(request, context).await;
+        let mut redactions = 0;
+        if let Ok(ReadResourceResponse::Complete(r)) = result.as_mut() {
+            redactions = count(&self.redact_contents(&mut r.contents));
+        }
+        self.finish(admission, &action, &cx, result, redactions).await
+    }
+
+    fn accepted_subscription_filter(&self, requested: &SubscriptionFilter) -> Option<SubscriptionFilter> {
+        self.inner.accepted_subscription_filter(requested)
+    }
+
+    async fn listen(&self, context: SubscriptionContext) -> Result<(), McpError> {
+        // rmcp acknowledges subscriptions/listen before calling listen, so a refusal here ends
+        // the stream right after the acknowledgment; gate it at the HTTP layer too.
+        let action = Action::Other { method: "subscriptions/listen" };
+        let cx = self.context(Some(&context.request_context().id));
+        let admission = match self.layer.admit(&action, &cx, None).await {
+            Ok(a) => a,
+            Err(d) => return Err(wire_error(&action, &d)),
+        };
+        let result = self.inner.listen(context).await;
+        self.finish(admission, &action, &cx, result, 0).await
+    }
+
+    async fn subscribe(&self, request: SubscribeRequestParams, context: RequestContext<RoleServer>) -> Result<(), McpError> {
+        let uri = request.uri.clone();
+        self.gated(Action::SubscribeResource { uri: &uri, unsubscribe: false }, context, |h, c| h.subscribe(request, c)).await
+    }
+
+    async fn unsubscribe(&self, request: UnsubscribeRequestParams, context: RequestContext<RoleServer>) -> Result<(), McpError> {
+        let uri = request.uri.clone();
+        self.gated(Action::SubscribeResource { uri: &uri, unsubscribe: true }, context, |h, c| h.unsubscribe(request, c)).await
+    }
+
+    async fn call_tool(&self, request: CallToolRequestParams, mut context: RequestContext<RoleServer>) -> Result<CallToolResponse, McpError> {
+        let cx = self.context(Some(&context.id));
+        let admitted = {
+            let action = Action::CallTool { name: &request.name, arguments: request.arguments.as_ref() };
+            self.layer.admit(&action, &cx, None).await
+        };
+        let admission = match admitted {
+            Ok(a) => a,
+            // Argument problems are tool results the model can read and correct (MCP 2025-11-25).
+            Err(d) if d.kind() == DenyKind::InvalidArguments => {
+                return Ok(CallToolResult::error(vec![ContentBlock::text(d.reason().to_owned())]).into());
+            }
+            Err(d) => {
+                let action = Action::CallTool { name: &request.name, arguments: None };
+                return Err(wire_error(&action, &d));
+            }
+        };
+        context.extensions.insert(admission.identity().clone());
+        let name = request.name.clone();
+        let mut result = self.inner.call_tool(request, context).await;
+        let mut redactions = 0;
+        if let Ok(CallToolResponse::Complete(r)) = result.as_mut() {
+            redactions = self.redact_tool_result(r);
+        }
+        let action = Action::CallTool { name: &name, arguments: None };
+        self.finish(admission, &action, &cx, result, redactions).await
+    }
+
+    async fn list_tools(&self, request: Option<PaginatedRequestParams>, context: RequestContext<RoleServer>) -> Result<ListToolsResult, McpError> {
+        self.listed(ListKind::Tools, context, |h, c| h.list_tools(request, c), |list: &mut ListToolsResult, permits| {
+            list.tools.retain(|t| permits(&Action::CallTool { name: &t.name, arguments: None }));
+            list.cache_scope = Some(CacheScope::Private);
+        })
+        .await
+    }
+
+    fn get_tool(&self, name: &str) -> Option<Tool> {
+        // rmcp's HTTP transport asks for tool schemas to validate SEP-2243 headers; the answer
+        // never reaches the peer, and calls are still authorized in `call_tool`.
+        self.inner.get_tool(name)
+    }
+
+    async fn on_custom_request(&self, request: CustomRequest, context: RequestContext<RoleServer>) -> Result<CustomResult, McpError> {
+        let method = request.method.clone();
+        self.gated(Action::Other { method: &method }, context, |h, c| h.on_custom_request(request, c)).await
+    }
+
+    async fn on_cancelled(&self, notification: CancelledNotificationParam, mut context: NotificationContext<RoleServer>) {
+        if self.notification_allowed("notifications/cancelled", &mut context).await {
+            self.inner.on_cancelled(notification, context).await;
+        }
+    }
+
+    async fn on_progress(&self, notification: ProgressNotificationParam, mut context: NotificationContext<RoleServer>) {
+        if self.notification_allowed("notifications/progress", &mut context).await {
+            self.inner.on_progress(notification, context).await;
+        }
+    }
+
+    async fn on_initialized(&self, mut context: NotificationContext<RoleServer>) {
+        if self.notification_allowed("notifications/initialized", &mut context).await {
+            self.inner.on_initialized(context).await;
+        }
+    }
+
+    async fn on_roots_list_changed(&self, mut context: NotificationContext<RoleServer>) {
+        if self.notification_allowed("notifications/roots/list_changed", &mut context).await {
+            self.inner.on_roots_list_changed(context).await;
+        }
+    }
+
+    async fn on_custom_notification(&self, notification: CustomNotification, mut context: NotificationContext<RoleServer>) {
+        if self.notification_allowed(&notification.method.clone(), &mut context).await {
+            self.inner.on_custom_notification(notification, context).await;
+        }
+    }
+
+    fn get_info(&self) -> ServerConfig {
+        self.inner.get_info()
+    }
+
+    async fn get_task(&self, request: GetTaskParams, context: RequestContext<RoleServer>) -> Result<GetTaskResult, McpError> {
+        self.gated(Action::Other { method: "tasks/get" }, context, |h, c| h.get_task(request, c)).await
+    }
+
+    async fn update_task(&self, request: UpdateTaskParams, context: RequestContext<RoleServer>) -> Result<(), McpError> {
+        self.gated(Action::Other { method: "tasks/update" }, context, |h, c| h.update_task(request, c)).await
+    }
+
+    async fn cancel_task(&self, request: CancelTaskParams, context: RequestContext<RoleServer>) -> Result<(), McpError> {
+        self.gated(Action::Other { method: "tasks/cancel" }, context, |h, c| h.cancel_task(request, c)).await
+    }
+
+    async fn list_skills(&self, request: Option<PaginatedRequestParams>, context: RequestContext<RoleServer>) -> Result<ListSkillsResult, McpError> {
+        self.gated(Action::Other { method: "skills/list" }, context, |h, c| h.list_skills(request, c)).await
+    }
+
+    async fn get_skill(&self, request: GetSkillRequestParams, context: RequestContext<RoleServer>) -> Result<GetSkillResult, McpError> {
+        self.gated(Action::Other { method: "skills/get" }, context, |h, c| h.get_skill(request, c)).await
+    }
+
+    async fn read_resource_directory(&self, request: ReadResourceDirectoryRequestParams, context: RequestContext<RoleServer>) -> Result<ReadResourceDirectoryResult, McpError> {
+        self.gated(Action::Other { method: "resources/directory/read" }, context, |h, c| h.read_resource_directory(request, c)).await
+    }
+}

@@ -1,0 +1,98 @@
+//! Authentication: who is calling. The [`Authenticator`] trait and its built-ins.
+//!
+//! An authenticator turns the [`Credentials`](crate::Credentials) in a
+//! [`RequestContext`] into an [`Identity`], the proof that authentication succeeded, or an
+//! [`AuthnError`]. Every error denies: there is no "unknown" outcome.
+//!
+//! ```
+//! use mcp_security::authn::{ApiKeyAuthenticator, ApiKeyEntry, Authenticator};
+//! use mcp_security::{Credentials, RequestContext, Transport};
+//!
+//! # tokio_test_block_on(async {
+//! let auth = ApiKeyAuthenticator::new([ApiKeyEntry::from_key("analytics-bot", "k-123")]);
+//! let cx = RequestContext::new(Transport::Stdio).with_credentials(Credentials::api_key("k-123"));
+//! let who = auth.authenticate(&cx).await?;
+//! assert_eq!(who.host(), "analytics-bot");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # })?;
+//! # fn tokio_test_block_on<F: std::future::Future>(f: F) -> F::Output {
+//! #     tokio::runtime::Builder::new_current_thread().build().map(|rt| rt.block_on(f)).unwrap_or_else(|_| unreachable!())
+//! # }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod api_key;
+
+pub use api_key::{ApiKeyAuthenticator, ApiKeyEntry, KeyHashError};
+
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::context::{Identity, RequestContext};
+
+/// Why authentication failed. The peer only ever learns "unauthenticated"; the variant goes to
+/// the audit record.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuthnError {
+    /// Nothing was presented.
+    #[error("no credentials presented")]
+    Missing,
+    /// The credential matches nothing known.
+    #[error("credentials not recognised")]
+    Invalid,
+    /// The credential matched but has expired.
+    #[error("credentials expired")]
+    Expired,
+    /// The credential matched but is not allowed from the caller's address.
+    #[error("credentials not allowed from this address")]
+    AddressNotAllowed,
+    /// The authenticator could not run (an identity provider is down): fail closed.
+    #[error("authenticator unavailable: {0}")]
+    Unavailable(&'static str),
+}
+
+/// Establishes who is calling.
+///
+/// Async because real authenticators may do I/O (a JWKS fetch, token introspection).
+/// Implementations must deny on every error path.
+#[async_trait]
+pub trait Authenticator: Debug + Send + Sync {
+    /// Verifies the credentials in `cx` and returns the caller's identity.
+    ///
+    /// # Errors
+    /// An [`AuthnError`] for every reason the caller is not authenticated.
+    async fn authenticate(&self, cx: &RequestContext) -> Result<Identity, AuthnError>;
+}
+
+#[async_trait]
+impl<T: Authenticator + ?Sized> Authenticator for Arc<T> {
+    async fn authenticate(&self, cx: &RequestContext) -> Result<Identity, AuthnError> {
+        (**self).authenticate(cx).await
+    }
+}
+
+/// Accepts every caller as one fixed identity, without checking anything.
+///
+/// For dry runs and tests (`mcp-security check --host H`) and for stdio servers whose only
+/// caller is the process that launched them. The identity it returns is marked
+/// [`AuthMethod::Asserted`](crate::AuthMethod::Asserted) so the audit record shows no
+/// credential was checked.
+#[derive(Debug, Clone)]
+pub struct AssertedIdentity(Identity);
+
+impl AssertedIdentity {
+    /// Asserts `identity` for every request.
+    pub fn new(identity: Identity) -> Self {
+        AssertedIdentity(identity.with_method(crate::AuthMethod::Asserted))
+    }
+}
+
+#[async_trait]
+impl Authenticator for AssertedIdentity {
+    async fn authenticate(&self, _cx: &RequestContext) -> Result<Identity, AuthnError> {
+        Ok(self.0.clone())
+    }
+}

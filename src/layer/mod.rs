@@ -1,0 +1,351 @@
+//! The [`SecurityLayer`]: the six components composed into one fixed pipeline.
+//!
+//! ```text
+//! frame limits -> authenticate -> authorize -> validate -> [handler] -> redact -> audit
+//! ```
+//!
+//! [`SecurityLayer::admit`] runs every check up to the handler and returns an [`Admission`]
+//! (the proof the request may run) or the [`Denial`], already audited. After the handler, the
+//! adapter redacts the result with [`SecurityLayer::redact_value`] / [`SecurityLayer::redact_text`]
+//! and calls [`SecurityLayer::complete`], which writes the audit record. Every component error
+//! denies: nothing fails open unless the builder was told so in a call whose name says so.
+//!
+//! ```
+//! use mcp_security::audit::MemorySink;
+//! use mcp_security::authn::{ApiKeyAuthenticator, ApiKeyEntry};
+//! use mcp_security::authz::{AclAuthorizer, HostSet, ToolRule};
+//! use mcp_security::{Action, Credentials, RequestContext, SecurityLayer, Transport};
+//! use std::sync::Arc;
+//!
+//! # let rt = tokio::runtime::Builder::new_current_thread().build()?;
+//! # rt.block_on(async {
+//! let audit = Arc::new(MemorySink::new());
+//! let layer = SecurityLayer::builder()
+//!     .authenticator(ApiKeyAuthenticator::new([ApiKeyEntry::from_key("bot", "k-1")]))
+//!     .authorizer(AclAuthorizer::builder().tool(ToolRule::new("echo", HostSet::only(["bot"]))).build()?)
+//!     .audit_sink(audit.clone())
+//!     .build()?;
+//! let cx = RequestContext::new(Transport::InProcess).with_credentials(Credentials::api_key("k-1"));
+//! let echo = Action::CallTool { name: "echo", arguments: None };
+//! let admitted = layer.admit(&echo, &cx, None).await?;
+//! layer.complete(admitted, &echo, &cx, mcp_security::Completion::ok(0)).await?;
+//! let denied = layer.admit(&Action::CallTool { name: "rm", arguments: None }, &cx, None).await;
+//! assert!(denied.is_err());
+//! assert_eq!(audit.records().len(), 2);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # })?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod builder;
+
+pub use builder::{BuildError, SecurityLayerBuilder};
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use serde_json::Value;
+
+use crate::audit::{AuditEvent, AuditFailureMode, AuditOutcome, AuditSink};
+use crate::authn::{AuthnError, Authenticator};
+use crate::authz::Authorizer;
+use crate::context::{Identity, RequestContext};
+use crate::decision::{Decision, Denial, DenyKind, RuleId, Stage};
+use crate::message::Action;
+use crate::provenance::ProvenanceVerifier;
+use crate::redact::{RedactionReport, Redactor, Redacted};
+use crate::validate::{Frame, InputValidator};
+
+#[derive(Debug)]
+pub(crate) struct Inner {
+    pub(crate) authenticator: Option<Arc<dyn Authenticator>>,
+    pub(crate) allow_anonymous: bool,
+    pub(crate) authorizer: Arc<dyn Authorizer>,
+    pub(crate) validators: Vec<Arc<dyn InputValidator>>,
+    pub(crate) redactor: Option<Arc<dyn Redactor>>,
+    pub(crate) audit: Arc<dyn AuditSink>,
+    pub(crate) audit_failure: AuditFailureMode,
+    pub(crate) provenance: Option<Arc<dyn ProvenanceVerifier>>,
+    pub(crate) audit_failures: AtomicU64,
+}
+
+/// The composed security pipeline. Cheap to clone (one `Arc`), safe to share across tasks.
+#[derive(Debug, Clone)]
+pub struct SecurityLayer {
+    inner: Arc<Inner>,
+}
+
+/// Proof that a request passed every check before the handler. Hand it back to
+/// [`SecurityLayer::complete`] once the handler has answered.
+#[derive(Debug)]
+#[must_use = "an admission must be completed, or the request is never audited"]
+pub struct Admission {
+    identity: Identity,
+    rule: Option<RuleId>,
+    started: Instant,
+}
+
+impl Admission {
+    /// The authenticated caller.
+    pub fn identity(&self) -> &Identity {
+        &self.identity
+    }
+
+    /// The rule that allowed the request.
+    pub fn rule(&self) -> Option<&RuleId> {
+        self.rule.as_ref()
+    }
+}
+
+/// How the handler answered, for the audit record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Completion {
+    /// The handler answered; `redactions` values were replaced in its result.
+    Ok {
+        /// Values redacted from the result.
+        redactions: u32,
+    },
+    /// The handler returned a JSON-RPC error with this code.
+    HandlerError {
+        /// The error code.
+        code: i32,
+    },
+}
+
+impl Completion {
+    /// The handler answered and `redactions` values were redacted.
+    pub fn ok(redactions: u32) -> Self {
+        Completion::Ok { redactions }
+    }
+}
+
+/// Everything one audit record needs beyond the context.
+struct Record<'a> {
+    identity: Option<&'a Identity>,
+    outcome: AuditOutcome,
+    stage: Stage,
+    denial: Option<&'a Denial>,
+    detail: Option<&'a str>,
+    rule: Option<&'a RuleId>,
+    error_code: Option<i32>,
+    redactions: u32,
+    started: Instant,
+}
+
+fn authn_denial(e: &AuthnError) -> Denial {
+    let kind = match e {
+        AuthnError::Unavailable(_) => DenyKind::Unavailable,
+        _ => DenyKind::Unauthenticated,
+    };
+    // The peer learns only that it is not authenticated; which check failed goes to the audit
+    // record as detail.
+    Denial::new(Stage::Authentication, kind, "unauthenticated").with_rule(RuleId::from_static("authentication"))
+}
+
+impl SecurityLayer {
+    /// Starts building a layer.
+    pub fn builder() -> SecurityLayerBuilder {
+        SecurityLayerBuilder::default()
+    }
+
+    pub(crate) fn from_inner(inner: Inner) -> Self {
+        SecurityLayer { inner: Arc::new(inner) }
+    }
+
+    /// Runs the checks before the handler, in order: frame limits, authentication,
+    /// authorization, validation. `encoded_len` is the message's size on the wire when the
+    /// transport knows it.
+    ///
+    /// # Errors
+    /// The [`Denial`] of the first stage that refused. It has already been audited.
+    pub async fn admit(&self, action: &Action<'_>, cx: &RequestContext, encoded_len: Option<usize>) -> Result<Admission, Denial> {
+        let started = Instant::now();
+        let inner = &*self.inner;
+
+        let frame = Frame::new(action, encoded_len);
+        for v in &inner.validators {
+            if let Err(e) = v.check_frame(&frame) {
+                let d = Denial::new(Stage::Frame, e.deny_kind(), e.to_string()).with_rule(RuleId::from_static("validation.frame"));
+                return Err(self.deny(action, cx, None, d, None, started).await);
+            }
+        }
+
+        let identity = match self.authenticate(cx).await {
+            Ok(id) => id,
+            Err(e) => {
+                let d = authn_denial(&e);
+                let detail = e.to_string();
+                return Err(self.deny(action, cx, None, d, Some(&detail), started).await);
+            }
+        };
+
+        let rule = match inner.authorizer.authorize(&identity, action, cx) {
+            Decision::Allow(rule) => rule,
+            Decision::Deny(d) => return Err(self.deny(action, cx, Some(&identity), d, None, started).await),
+        };
+
+        for v in &inner.validators {
+            if let Err(e) = v.validate(action, &identity, cx) {
+                let d = Denial::new(Stage::Validation, e.deny_kind(), e.to_string()).with_rule(RuleId::from_static("validation"));
+                return Err(self.deny(action, cx, Some(&identity), d, None, started).await);
+            }
+        }
+
+        Ok(Admission { identity, rule, started })
+    }
+
+    async fn authenticate(&self, cx: &RequestContext) -> Result<Identity, AuthnError> {
+        let inner = &*self.inner;
+        // Anonymous access applies only when nothing was presented: a wrong key is still wrong.
+        if inner.allow_anonymous && cx.credentials().is_empty() {
+            return Ok(Identity::anonymous());
+        }
+        match &inner.authenticator {
+            Some(a) => a.authenticate(cx).await,
+            None => Err(AuthnError::Invalid),
+        }
+    }
+
+    /// Writes the audit record for an admitted request once the handler has answered.
+    ///
+    /// # Errors
+    /// With [`AuditFailureMode::Deny`], a [`Denial`] at [`Stage::Audit`] when the record could
+    /// not be written: the caller must then discard the handler's result and answer the denial.
+    pub async fn complete(&self, admission: Admission, action: &Action<'_>, cx: &RequestContext, completion: Completion) -> Result<(), Denial> {
+        let (outcome, error_code, redactions) = match completion {
+            Completion::Ok { redactions } => (AuditOutcome::Allow, None, redactions),
+            Completion::HandlerError { code } => (AuditOutcome::Error, Some(code), 0),
+        };
+        let rec = Record {
+            identity: Some(&admission.identity),
+            outcome,
+            stage: if redactions > 0 { Stage::Redaction } else { Stage::Handler },
+            denial: None,
+            detail: None,
+            rule: admission.rule.as_ref(),
+            error_code,
+            redactions,
+            started: admission.started,
+        };
+        match self.write_audit(action, cx, rec).await {
+            Ok(()) => Ok(()),
+            Err(()) => Err(Denial::new(Stage::Audit, DenyKind::Unavailable, "audit unavailable")
+                .with_rule(RuleId::from_static("audit.on_failure"))),
+        }
+    }
+
+    /// Audits a denial and hands it back.
+    async fn deny(&self, action: &Action<'_>, cx: &RequestContext, identity: Option<&Identity>, denial: Denial, detail: Option<&str>, started: Instant) -> Denial {
+        let rec = Record {
+            identity,
+            outcome: AuditOutcome::Deny,
+            stage: denial.stage(),
+            denial: Some(&denial),
+            detail,
+            rule: denial.rule(),
+            error_code: None,
+            redactions: 0,
+            started,
+        };
+        // The request is refused whatever the sink says; a failed write is counted in
+        // `write_audit`, never dropped silently.
+        let _ = self.write_audit(action, cx, rec).await;
+        denial
+    }
+
+    /// Writes one record. `Err(())` means the request must be refused (fail closed).
+    async fn write_audit(&self, action: &Action<'_>, cx: &RequestContext, rec: Record<'_>) -> Result<(), ()> {
+        let inner = &*self.inner;
+        // The target can itself carry personal data (a resource URI with an e-mail in it).
+        let redacted_target = action.target().and_then(|t| inner.redactor.as_ref().and_then(|r| r.redact_text(t)));
+        let target = match &redacted_target {
+            Some(r) => Some(r.text()),
+            None => action.target(),
+        };
+        let event = AuditEvent {
+            timestamp: cx.received_at(),
+            transport: cx.transport(),
+            correlation_id: cx.correlation_id(),
+            session_id: cx.session_id(),
+            peer_addr: cx.peer_addr(),
+            host: rec.identity.map(Identity::host),
+            subject: rec.identity.map(Identity::subject),
+            auth_method: rec.identity.map(Identity::method),
+            method: action.method(),
+            target,
+            outcome: rec.outcome,
+            stage: rec.stage,
+            deny_kind: rec.denial.map(Denial::kind),
+            rule: rec.rule,
+            reason: rec.denial.map(Denial::reason),
+            detail: rec.detail,
+            error_code: rec.error_code,
+            redactions: rec.redactions,
+            latency_us: u64::try_from(rec.started.elapsed().as_micros()).unwrap_or(u64::MAX),
+        };
+        match inner.audit.record(&event).await {
+            Ok(()) => Ok(()),
+            Err(_) => {
+                inner.audit_failures.fetch_add(1, Ordering::Relaxed);
+                match inner.audit_failure {
+                    AuditFailureMode::Deny => Err(()),
+                    AuditFailureMode::Continue => Ok(()),
+                }
+            }
+        }
+    }
+
+    /// Whether `identity` may use the target of `action`: the list filter. An item is listed
+    /// exactly when calling it would be authorized, so hidden items read as unknown.
+    pub fn permits(&self, identity: &Identity, action: &Action<'_>, cx: &RequestContext) -> bool {
+        self.inner.authorizer.authorize(identity, action, cx).is_allow()
+    }
+
+    /// Redacts `text`; `None` when nothing was found (or no redactor is configured).
+    pub fn redact_text(&self, text: &str) -> Option<Redacted> {
+        self.inner.redactor.as_ref().and_then(|r| r.redact_text(text))
+    }
+
+    /// Redacts `text` in place.
+    pub fn redact_string(&self, text: &mut String) -> RedactionReport {
+        match &self.inner.redactor {
+            Some(r) => crate::redact::redact_string(&**r, text),
+            None => RedactionReport::default(),
+        }
+    }
+
+    /// Redacts every string in `value`.
+    pub fn redact_value(&self, value: &mut Value) -> RedactionReport {
+        match &self.inner.redactor {
+            Some(r) => r.redact_value(value),
+            None => RedactionReport::default(),
+        }
+    }
+
+    /// Whether a redactor is configured.
+    pub fn redacts(&self) -> bool {
+        self.inner.redactor.is_some()
+    }
+
+    /// The provenance verifier, if one was configured (hosts use it before launching a server).
+    pub fn provenance(&self) -> Option<&Arc<dyn ProvenanceVerifier>> {
+        self.inner.provenance.as_ref()
+    }
+
+    /// How many audit records could not be written since the layer was built.
+    pub fn audit_failures(&self) -> u64 {
+        self.inner.audit_failures.load(Ordering::Relaxed)
+    }
+
+    /// Runs the checks before the handler and completes at once, as a dry run: the decision the
+    /// layer would reach for `action`, audited like a real request.
+    pub async fn evaluate(&self, action: &Action<'_>, cx: &RequestContext, encoded_len: Option<usize>) -> Result<Option<RuleId>, Denial> {
+        let admission = self.admit(action, cx, encoded_len).await?;
+        let rule = admission.rule.clone();
+        self.complete(admission, action, cx, Completion::ok(0)).await?;
+        Ok(rule)
+    }
+}
+

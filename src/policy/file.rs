@@ -1,0 +1,178 @@
+//! The policy file's shape, as serde reads it. Every table refuses unknown keys.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+use serde::de::IgnoredAny;
+
+use super::{PolicyError, invalid};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct PolicyFile {
+    #[serde(default)]
+    #[expect(dead_code, reason = "accepted so policies can carry it; read by the HTTP adapter")]
+    pub(super) server: Server,
+    #[serde(default)]
+    pub(super) auth: Auth,
+    #[serde(default)]
+    pub(super) authorization: Authorization,
+    #[serde(default)]
+    pub(super) tools: Vec<Tool>,
+    #[serde(default)]
+    pub(super) resources: Vec<Resource>,
+    #[serde(default)]
+    pub(super) prompts: Vec<Prompt>,
+    #[serde(default)]
+    pub(super) validation: Validation,
+    #[serde(default)]
+    pub(super) redaction: Redaction,
+    pub(super) audit: Option<Audit>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[expect(dead_code, reason = "accepted so policies can carry it; read by the HTTP adapter")]
+pub(super) struct Server {
+    /// The canonical URI of the server (the JWT audience).
+    pub(super) resource: Option<String>,
+    /// A name for the server, informational.
+    pub(super) name: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Auth {
+    #[serde(default)]
+    pub(super) anonymous: bool,
+    pub(super) api_key_env: Option<String>,
+    #[serde(default)]
+    pub(super) api_keys: Vec<ApiKey>,
+}
+
+/// A date-time written bare (`2027-01-01T00:00:00Z`) or quoted.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(super) enum DateTimeSpec {
+    Toml(toml::value::Datetime),
+    Text(String),
+}
+
+impl std::fmt::Display for DateTimeSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DateTimeSpec::Toml(d) => d.fmt(f),
+            DateTimeSpec::Text(s) => f.write_str(s),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ApiKey {
+    pub(super) host: String,
+    #[serde(default)]
+    pub(super) key_sha256: String,
+    /// Present only to give a clear error: keys are never stored in clear.
+    pub(super) key: Option<IgnoredAny>,
+    pub(super) expires: Option<DateTimeSpec>,
+    #[serde(default)]
+    pub(super) allowed_ips: Vec<String>,
+    #[serde(default)]
+    pub(super) scopes: Vec<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Authorization {
+    #[serde(default)]
+    pub(super) allow_methods: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ArgSpec {
+    #[serde(rename = "type")]
+    pub(super) ty: Option<String>,
+    #[serde(default)]
+    pub(super) required: bool,
+    pub(super) min: Option<f64>,
+    pub(super) max: Option<f64>,
+    pub(super) max_length: Option<usize>,
+    pub(super) allowed_values: Option<Vec<toml::Value>>,
+    pub(super) pattern: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Tool {
+    pub(super) name: String,
+    #[serde(default)]
+    pub(super) allowed_hosts: Vec<String>,
+    #[serde(default)]
+    pub(super) arguments: BTreeMap<String, ArgSpec>,
+    pub(super) additional_arguments: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Prompt {
+    pub(super) name: String,
+    #[serde(default)]
+    pub(super) allowed_hosts: Vec<String>,
+    #[serde(default)]
+    pub(super) arguments: BTreeMap<String, ArgSpec>,
+    pub(super) additional_arguments: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Resource {
+    pub(super) uri: String,
+    #[serde(default)]
+    pub(super) allowed_hosts: Vec<String>,
+    #[serde(default)]
+    pub(super) permissions: Vec<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Validation {
+    pub(super) max_frame_bytes: Option<usize>,
+    pub(super) max_depth: Option<usize>,
+    #[serde(default)]
+    pub(super) schemes: Vec<String>,
+    #[serde(default)]
+    pub(super) roots: Vec<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Redaction {
+    #[serde(default)]
+    pub(super) detectors: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Audit {
+    pub(super) path: PathBuf,
+    pub(super) on_failure: Option<String>,
+}
+
+/// Parses the file, turning serde's errors into "key path: reason (line N)".
+pub(super) fn parse(text: &str) -> Result<PolicyFile, PolicyError> {
+    let de = toml::Deserializer::new(text);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let line = inner.span().map(|s| text.get(..s.start).map_or(0, |t| t.matches('\n').count()) + 1);
+        let path = if path == "." || path.is_empty() { "(root)".to_owned() } else { path };
+        let reason = inner.message().trim().to_owned();
+        match line {
+            Some(l) => invalid(path, format!("{reason} (line {l})")),
+            None => invalid(path, reason),
+        }
+    })
+}

@@ -1,0 +1,342 @@
+//! The policy file: one TOML file that configures a whole [`SecurityLayer`].
+//!
+//! Unknown keys are errors, and every error names the key path and the reason. Secrets never
+//! live in the file: API keys are stored as SHA-256 hashes (`key_sha256`), and a `key` field is
+//! refused outright. Everything is checked when the file is read (hashes decoded, patterns
+//! compiled, detectors known), so a policy that loads is a policy that builds.
+//!
+//! ```
+//! use mcp_security::policy::Policy;
+//!
+//! let err = Policy::from_toml_str(r#"
+//!     [[tools]]
+//!     name = "query_database"
+//!     allowed_hosts = ["bot"]
+//!     arguments.limit = { type = "number", minimum = 1 }
+//! "#).unwrap_err();
+//! assert!(err.to_string().starts_with("tools[0].arguments.limit"), "{err}");
+//! ```
+//!
+//! The full format is in `docs/policy.md`.
+
+mod file;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use ipnet::IpNet;
+
+use crate::audit::{AuditFailureMode, JsonLinesSink};
+use crate::authn::{ApiKeyAuthenticator, ApiKeyEntry};
+use crate::authz::{AclAuthorizer, HostSet, PromptRule, ResourcePermission, ResourceRule, ToolRule};
+use crate::layer::{BuildError, SecurityLayer, SecurityLayerBuilder};
+use crate::redact::{Detector, PatternRedactor};
+use crate::validate::{ArgumentConstraints, ArgumentRule, ArgumentType, FrameLimits, ResourceUriValidator};
+
+/// A policy that could not be read or built. The message starts with the key path.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PolicyError {
+    /// The file could not be read.
+    #[error("cannot read policy file `{path}`: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A key has a bad value, a wrong type, or is unknown.
+    #[error("{path}: {reason}")]
+    Invalid {
+        /// The key path (`tools[0].arguments.limit.min`), or `(root)`.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The audit file could not be opened.
+    #[error("audit.path: cannot open `{path}`: {reason}")]
+    Audit {
+        /// The audit file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// The layer could not be built.
+    #[error("{0}")]
+    Build(#[from] BuildError),
+}
+
+fn invalid(path: impl Into<String>, reason: impl Into<String>) -> PolicyError {
+    PolicyError::Invalid { path: path.into(), reason: reason.into() }
+}
+
+/// A parsed and checked policy, ready to build layers.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    authenticator: Option<Arc<ApiKeyAuthenticator>>,
+    anonymous: bool,
+    api_key_env: Option<String>,
+    authorizer: Arc<AclAuthorizer>,
+    frame: FrameLimits,
+    uris: ResourceUriValidator,
+    arguments: Option<ArgumentConstraints>,
+    redactor: Option<PatternRedactor>,
+    audit_path: Option<PathBuf>,
+    audit_failure: AuditFailureMode,
+    hosts: Vec<String>,
+}
+
+impl Policy {
+    /// Reads and checks the policy file at `path`. A relative `audit.path` is resolved against
+    /// the policy file's directory.
+    ///
+    /// # Errors
+    /// A [`PolicyError`] naming the key and the reason.
+    pub fn load(path: impl AsRef<Path>) -> Result<Self, PolicyError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|source| PolicyError::Read { path: path.to_path_buf(), source })?;
+        Self::parse(&text, path.parent())
+    }
+
+    /// Parses and checks a policy held in a string. A relative `audit.path` is resolved against
+    /// the current directory.
+    ///
+    /// # Errors
+    /// A [`PolicyError`] naming the key and the reason.
+    pub fn from_toml_str(text: &str) -> Result<Self, PolicyError> {
+        Self::parse(text, None)
+    }
+
+    fn parse(text: &str, base: Option<&Path>) -> Result<Self, PolicyError> {
+        let f = file::parse(text)?;
+
+        let mut entries = Vec::with_capacity(f.auth.api_keys.len());
+        for (i, k) in f.auth.api_keys.iter().enumerate() {
+            let at = |field: &str| format!("auth.api_keys[{i}].{field}");
+            if k.key.is_some() {
+                return Err(invalid(at("key"), "api keys are never stored in clear: use key_sha256 (mcp-security hash-key prints it)"));
+            }
+            if k.host.trim().is_empty() {
+                return Err(invalid(at("host"), "must not be empty"));
+            }
+            let mut entry = ApiKeyEntry::from_sha256_hex(&k.host, &k.key_sha256).map_err(|e| invalid(at("key_sha256"), e.to_string()))?;
+            if let Some(exp) = &k.expires {
+                let when: DateTime<Utc> = DateTime::parse_from_rfc3339(&exp.to_string())
+                    .map_err(|_| invalid(at("expires"), "must be an RFC 3339 date-time with an offset, such as 2027-01-01T00:00:00Z"))?
+                    .with_timezone(&Utc);
+                entry = entry.with_expires(when);
+            }
+            let mut nets = Vec::with_capacity(k.allowed_ips.len());
+            for (j, s) in k.allowed_ips.iter().enumerate() {
+                let net = s
+                    .parse::<IpNet>()
+                    .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
+                    .map_err(|_| invalid(format!("{}[{j}]", at("allowed_ips")), "must be an IP address or CIDR network"))?;
+                nets.push(net);
+            }
+            entries.push(entry.with_allowed_ips(nets).with_scopes(k.scopes.iter().map(String::as_str)));
+        }
+        let hosts: Vec<String> = f.auth.api_keys.iter().map(|k| k.host.clone()).collect();
+        let authenticator = (!entries.is_empty()).then(|| Arc::new(ApiKeyAuthenticator::new(entries)));
+        if authenticator.is_none() && !f.auth.anonymous {
+            return Err(invalid("auth", "no way to authenticate: add [[auth.api_keys]], or set anonymous = true"));
+        }
+
+        let hostset = |path: String, list: &[String]| -> Result<HostSet, PolicyError> {
+            if list.is_empty() {
+                return Err(invalid(path, "must name at least one host, or \"*\""));
+            }
+            Ok(HostSet::only(list))
+        };
+        let mut acl = AclAuthorizer::builder();
+        let mut constraints = ArgumentConstraints::new();
+        for (i, t) in f.tools.iter().enumerate() {
+            let hosts = hostset(format!("tools[{i}].allowed_hosts"), &t.allowed_hosts)?;
+            acl = acl.tool(ToolRule::new(t.name.clone(), hosts).with_id(crate::RuleId::new(format!("tools[{i}]"))));
+            if !t.arguments.is_empty() || t.additional_arguments == Some(false) {
+                let rules = argument_rules(&format!("tools[{i}].arguments"), &t.arguments)?;
+                constraints = constraints.tool(t.name.clone(), rules, t.additional_arguments == Some(false));
+            }
+        }
+        for (i, p) in f.prompts.iter().enumerate() {
+            let hosts = hostset(format!("prompts[{i}].allowed_hosts"), &p.allowed_hosts)?;
+            acl = acl.prompt(PromptRule::new(p.name.clone(), hosts).with_id(crate::RuleId::new(format!("prompts[{i}]"))));
+            if !p.arguments.is_empty() || p.additional_arguments == Some(false) {
+                let rules = argument_rules(&format!("prompts[{i}].arguments"), &p.arguments)?;
+                constraints = constraints.prompt(p.name.clone(), rules, p.additional_arguments == Some(false));
+            }
+        }
+        for (i, r) in f.resources.iter().enumerate() {
+            let hosts = hostset(format!("resources[{i}].allowed_hosts"), &r.allowed_hosts)?;
+            let mut perms = Vec::new();
+            for (j, p) in r.permissions.iter().enumerate() {
+                perms.push(match p.as_str() {
+                    "read" => ResourcePermission::Read,
+                    "subscribe" => ResourcePermission::Subscribe,
+                    _ => return Err(invalid(format!("resources[{i}].permissions[{j}]"), "must be \"read\" or \"subscribe\"")),
+                });
+            }
+            if r.permissions.is_empty() {
+                perms.push(ResourcePermission::Read);
+            }
+            acl = acl.resource(
+                ResourceRule::new(r.uri.clone(), hosts).with_permissions(perms).with_id(crate::RuleId::new(format!("resources[{i}]"))),
+            );
+        }
+        for m in &f.authorization.allow_methods {
+            acl = acl.allow_method(m.clone());
+        }
+        let authorizer = Arc::new(acl.build().map_err(|e| invalid("tools/resources/prompts", e.to_string()))?);
+
+        let v = &f.validation;
+        let defaults = FrameLimits::default();
+        let frame = FrameLimits::new(v.max_frame_bytes.unwrap_or(defaults.max_bytes()), v.max_depth.unwrap_or(defaults.max_depth()));
+        for (j, root) in v.roots.iter().enumerate() {
+            if !root.starts_with('/') || root.split('/').any(|s| s == "..") {
+                return Err(invalid(format!("validation.roots[{j}]"), "must be an absolute path without `..`"));
+            }
+        }
+        let uris = ResourceUriValidator::new().with_schemes(v.schemes.iter().cloned()).with_roots(v.roots.iter().cloned());
+
+        let redactor = if f.redaction.detectors.is_empty() {
+            None
+        } else {
+            let mut ds = Vec::new();
+            for (j, name) in f.redaction.detectors.iter().enumerate() {
+                ds.push(Detector::from_name(name).ok_or_else(|| {
+                    invalid(format!("redaction.detectors[{j}]"), "unknown detector (known: \"email\", \"credit_card\")")
+                })?);
+            }
+            Some(PatternRedactor::new(ds).map_err(|e| invalid("redaction.detectors", e.to_string()))?)
+        };
+
+        let (audit_path, audit_failure) = match &f.audit {
+            Some(a) => {
+                let mode = match a.on_failure.as_deref() {
+                    None | Some("deny") => AuditFailureMode::Deny,
+                    Some("continue") => AuditFailureMode::Continue,
+                    Some(_) => return Err(invalid("audit.on_failure", "must be \"deny\" or \"continue\"")),
+                };
+                let p = match base {
+                    Some(b) if a.path.is_relative() => b.join(&a.path),
+                    _ => a.path.clone(),
+                };
+                (Some(p), mode)
+            }
+            None => (None, AuditFailureMode::Deny),
+        };
+
+        Ok(Policy {
+            authenticator,
+            anonymous: f.auth.anonymous,
+            api_key_env: f.auth.api_key_env,
+            authorizer,
+            frame,
+            uris,
+            arguments: (!constraints.is_empty()).then_some(constraints),
+            redactor,
+            audit_path,
+            audit_failure,
+            hosts,
+        })
+    }
+
+    /// A builder with everything but the audit sink set: for callers that audit elsewhere
+    /// (dry runs, tests). [`SecurityLayerBuilder::build`] still refuses to build without a sink.
+    pub fn builder_without_audit(&self) -> SecurityLayerBuilder {
+        let mut b = SecurityLayer::builder().authorizer_arc(self.authorizer.clone()).audit_failure_mode(self.audit_failure);
+        if let Some(a) = &self.authenticator {
+            b = b.authenticator_arc(a.clone());
+        }
+        if self.anonymous {
+            b = b.allow_anonymous();
+        }
+        b = b.validator(self.frame).validator(self.uris.clone());
+        if let Some(c) = &self.arguments {
+            b = b.validator(c.clone());
+        }
+        if let Some(r) = &self.redactor {
+            b = b.redactor(r.clone());
+        }
+        b
+    }
+
+    /// A builder with every component set, the audit file opened.
+    ///
+    /// # Errors
+    /// [`PolicyError::Invalid`] when the policy has no `[audit]` section;
+    /// [`PolicyError::Audit`] when the audit file cannot be opened.
+    pub fn builder(&self) -> Result<SecurityLayerBuilder, PolicyError> {
+        let path = self
+            .audit_path
+            .as_ref()
+            .ok_or_else(|| invalid("audit", "missing: every decision is audited, so set audit.path"))?;
+        let sink = JsonLinesSink::open(path).map_err(|e| PolicyError::Audit { path: path.clone(), reason: e.to_string() })?;
+        Ok(self.builder_without_audit().audit_sink(sink))
+    }
+
+    /// Builds the layer the policy describes.
+    ///
+    /// # Errors
+    /// As [`Policy::builder`].
+    pub fn build(&self) -> Result<SecurityLayer, PolicyError> {
+        Ok(self.builder()?.build()?)
+    }
+
+    /// The audit file, resolved.
+    pub fn audit_path(&self) -> Option<&Path> {
+        self.audit_path.as_deref()
+    }
+
+    /// The environment variable a stdio server reads its caller's API key from
+    /// (`auth.api_key_env`).
+    pub fn api_key_env(&self) -> Option<&str> {
+        self.api_key_env.as_deref()
+    }
+
+    /// Whether `host` has an API key in the policy.
+    pub fn knows_host(&self, host: &str) -> bool {
+        self.hosts.iter().any(|h| h == host)
+    }
+}
+
+fn argument_rules(at: &str, specs: &BTreeMap<String, file::ArgSpec>) -> Result<Vec<ArgumentRule>, PolicyError> {
+    let mut rules = Vec::with_capacity(specs.len());
+    for (name, s) in specs {
+        let at = |field: &str| format!("{at}.{name}.{field}");
+        let mut r = ArgumentRule::new(name.as_str());
+        if s.required {
+            r = r.required();
+        }
+        if let Some(t) = &s.ty {
+            let ty = ArgumentType::parse(t)
+                .ok_or_else(|| invalid(at("type"), "must be one of string, number, integer, boolean, array, object"))?;
+            r = r.with_type(ty);
+        }
+        if let (Some(lo), Some(hi)) = (s.min, s.max) {
+            if lo > hi {
+                return Err(invalid(at("min"), "is greater than max"));
+            }
+        }
+        if let Some(m) = s.min {
+            r = r.with_min(m);
+        }
+        if let Some(m) = s.max {
+            r = r.with_max(m);
+        }
+        if let Some(n) = s.max_length {
+            r = r.with_max_length(n);
+        }
+        if let Some(vals) = &s.allowed_values {
+            let json: Result<Vec<serde_json::Value>, _> = vals.iter().map(serde_json::to_value).collect();
+            r = r.with_allowed_values(json.map_err(|_| invalid(at("allowed_values"), "values must be plain strings, numbers or booleans"))?);
+        }
+        if let Some(p) = &s.pattern {
+            r = r.with_pattern(p).map_err(|_| invalid(at("pattern"), "is not a valid regular expression"))?;
+        }
+        rules.push(r);
+    }
+    Ok(rules)
+}

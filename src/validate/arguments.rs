@@ -1,0 +1,355 @@
+//! Per-tool argument constraints from the policy: type, range, allowed values, pattern, length.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use regex::Regex;
+use serde_json::{Map, Value};
+
+use super::{InputValidator, ValidationError};
+use crate::context::{Identity, RequestContext};
+use crate::message::Action;
+
+/// The JSON type an argument must have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ArgumentType {
+    /// A string.
+    String,
+    /// Any number.
+    Number,
+    /// An integer.
+    Integer,
+    /// `true` or `false`.
+    Boolean,
+    /// An array.
+    Array,
+    /// An object.
+    Object,
+}
+
+impl ArgumentType {
+    /// Parses the policy spelling (`"string"`, `"number"`, ...).
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "string" => ArgumentType::String,
+            "number" => ArgumentType::Number,
+            "integer" => ArgumentType::Integer,
+            "boolean" => ArgumentType::Boolean,
+            "array" => ArgumentType::Array,
+            "object" => ArgumentType::Object,
+            _ => return None,
+        })
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            ArgumentType::String => "a string",
+            ArgumentType::Number => "a number",
+            ArgumentType::Integer => "an integer",
+            ArgumentType::Boolean => "a boolean",
+            ArgumentType::Array => "an array",
+            ArgumentType::Object => "an object",
+        }
+    }
+
+    fn admits(self, v: &Value) -> bool {
+        match self {
+            ArgumentType::String => v.is_string(),
+            ArgumentType::Number => v.is_number(),
+            ArgumentType::Integer => v.is_i64() || v.is_u64(),
+            ArgumentType::Boolean => v.is_boolean(),
+            ArgumentType::Array => v.is_array(),
+            ArgumentType::Object => v.is_object(),
+        }
+    }
+}
+
+/// An argument that breaks a constraint. The argument is named as the policy names it; the value
+/// is never echoed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConstraintError {
+    /// A required argument is missing.
+    #[error("argument `{0}` is required")]
+    Missing(Arc<str>),
+    /// Wrong JSON type.
+    #[error("argument `{name}` must be {expected}")]
+    WrongType {
+        /// The argument.
+        name: Arc<str>,
+        /// What it must be.
+        expected: &'static str,
+    },
+    /// Below the minimum.
+    #[error("argument `{0}` is below the minimum")]
+    BelowMinimum(Arc<str>),
+    /// Above the maximum.
+    #[error("argument `{0}` is above the maximum")]
+    AboveMaximum(Arc<str>),
+    /// Longer than allowed.
+    #[error("argument `{0}` is longer than the maximum length")]
+    TooLong(Arc<str>),
+    /// Not one of the allowed values.
+    #[error("argument `{0}` is not one of the allowed values")]
+    NotAllowed(Arc<str>),
+    /// Does not match the allowed pattern.
+    #[error("argument `{0}` does not match the allowed pattern")]
+    PatternMismatch(Arc<str>),
+    /// An argument the policy does not list, for a tool whose policy refuses extra arguments.
+    /// Its name is request data, so it is not repeated.
+    #[error("an argument is not allowed for this tool")]
+    Unexpected,
+}
+
+/// The constraints on one argument.
+#[derive(Debug, Clone)]
+pub struct ArgumentRule {
+    name: Arc<str>,
+    required: bool,
+    ty: Option<ArgumentType>,
+    min: Option<f64>,
+    max: Option<f64>,
+    max_length: Option<usize>,
+    allowed_values: Option<Vec<Value>>,
+    pattern: Option<Regex>,
+}
+
+impl ArgumentRule {
+    /// No constraint yet on the argument `name`.
+    pub fn new(name: impl Into<Arc<str>>) -> Self {
+        ArgumentRule {
+            name: name.into(),
+            required: false,
+            ty: None,
+            min: None,
+            max: None,
+            max_length: None,
+            allowed_values: None,
+            pattern: None,
+        }
+    }
+
+    /// The argument must be present.
+    pub fn required(mut self) -> Self {
+        self.required = true;
+        self
+    }
+
+    /// The argument must have this JSON type.
+    pub fn with_type(mut self, ty: ArgumentType) -> Self {
+        self.ty = Some(ty);
+        self
+    }
+
+    /// A number at least `min`.
+    pub fn with_min(mut self, min: f64) -> Self {
+        self.min = Some(min);
+        self
+    }
+
+    /// A number at most `max`.
+    pub fn with_max(mut self, max: f64) -> Self {
+        self.max = Some(max);
+        self
+    }
+
+    /// A string of at most `n` characters, or an array of at most `n` items.
+    pub fn with_max_length(mut self, n: usize) -> Self {
+        self.max_length = Some(n);
+        self
+    }
+
+    /// One of these values exactly.
+    pub fn with_allowed_values(mut self, values: impl IntoIterator<Item = Value>) -> Self {
+        self.allowed_values = Some(values.into_iter().collect());
+        self
+    }
+
+    /// A string the whole of which matches `pattern`.
+    ///
+    /// # Errors
+    /// [`regex::Error`] when the pattern does not compile.
+    pub fn with_pattern(mut self, pattern: &str) -> Result<Self, regex::Error> {
+        // Anchored on both ends: a pattern is an allow-list of the whole value, never a search.
+        self.pattern = Some(Regex::new(&format!("^(?:{pattern})$"))?);
+        Ok(self)
+    }
+
+    fn check(&self, value: Option<&Value>) -> Result<(), ConstraintError> {
+        let name = || self.name.clone();
+        let Some(v) = value else {
+            return if self.required { Err(ConstraintError::Missing(name())) } else { Ok(()) };
+        };
+        if let Some(ty) = self.ty {
+            if !ty.admits(v) {
+                return Err(ConstraintError::WrongType { name: name(), expected: ty.name() });
+            }
+        }
+        if self.min.is_some() || self.max.is_some() {
+            let n = v.as_f64().ok_or_else(|| ConstraintError::WrongType { name: name(), expected: "a number" })?;
+            if self.min.is_some_and(|m| n < m) {
+                return Err(ConstraintError::BelowMinimum(name()));
+            }
+            if self.max.is_some_and(|m| n > m) {
+                return Err(ConstraintError::AboveMaximum(name()));
+            }
+        }
+        if let Some(limit) = self.max_length {
+            let len = match v {
+                Value::String(s) => s.chars().count(),
+                Value::Array(a) => a.len(),
+                _ => 0,
+            };
+            if len > limit {
+                return Err(ConstraintError::TooLong(name()));
+            }
+        }
+        if let Some(allowed) = &self.allowed_values {
+            if !allowed.contains(v) {
+                return Err(ConstraintError::NotAllowed(name()));
+            }
+        }
+        if let Some(re) = &self.pattern {
+            let s = v.as_str().ok_or_else(|| ConstraintError::WrongType { name: name(), expected: "a string" })?;
+            if !re.is_match(s) {
+                return Err(ConstraintError::PatternMismatch(name()));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+struct ToolConstraints {
+    rules: Vec<ArgumentRule>,
+    deny_unknown: bool,
+}
+
+/// Argument constraints for tools (and prompts), keyed by exact name.
+///
+/// ```
+/// use mcp_security::validate::{ArgumentConstraints, ArgumentRule, ArgumentType, InputValidator};
+/// use mcp_security::{Action, Identity, RequestContext, Transport};
+/// use serde_json::json;
+///
+/// let v = ArgumentConstraints::new().tool(
+///     "query_database",
+///     [ArgumentRule::new("query").required().with_type(ArgumentType::String)
+///         .with_pattern(r"SELECT [\w, *]+ FROM \w+")?],
+///     false,
+/// );
+/// let args = json!({"query": "'; DROP TABLE users; --"});
+/// let call = Action::CallTool { name: "query_database", arguments: args.as_object() };
+/// let cx = RequestContext::new(Transport::Stdio);
+/// assert!(v.validate(&call, &Identity::new("h"), &cx).is_err());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct ArgumentConstraints {
+    tools: HashMap<String, ToolConstraints>,
+    prompts: HashMap<String, ToolConstraints>,
+}
+
+impl ArgumentConstraints {
+    /// No constraints.
+    pub fn new() -> Self {
+        ArgumentConstraints::default()
+    }
+
+    /// Constrains the arguments of tool `name`; with `deny_unknown`, arguments the rules do not
+    /// name are refused.
+    pub fn tool(mut self, name: impl Into<String>, rules: impl IntoIterator<Item = ArgumentRule>, deny_unknown: bool) -> Self {
+        self.tools.insert(name.into(), ToolConstraints { rules: rules.into_iter().collect(), deny_unknown });
+        self
+    }
+
+    /// Constrains the arguments of prompt `name`.
+    pub fn prompt(mut self, name: impl Into<String>, rules: impl IntoIterator<Item = ArgumentRule>, deny_unknown: bool) -> Self {
+        self.prompts.insert(name.into(), ToolConstraints { rules: rules.into_iter().collect(), deny_unknown });
+        self
+    }
+
+    /// Whether no tool or prompt has constraints.
+    pub fn is_empty(&self) -> bool {
+        self.tools.is_empty() && self.prompts.is_empty()
+    }
+}
+
+fn check_all(c: &ToolConstraints, args: Option<&Map<String, Value>>) -> Result<(), ConstraintError> {
+    for rule in &c.rules {
+        rule.check(args.and_then(|a| a.get(&*rule.name)))?;
+    }
+    if c.deny_unknown {
+        if let Some(args) = args {
+            if args.keys().any(|k| !c.rules.iter().any(|r| *r.name == **k)) {
+                return Err(ConstraintError::Unexpected);
+            }
+        }
+    }
+    Ok(())
+}
+
+impl InputValidator for ArgumentConstraints {
+    fn validate(&self, action: &Action<'_>, _identity: &Identity, _cx: &RequestContext) -> Result<(), ValidationError> {
+        let found = match *action {
+            Action::CallTool { name, arguments } => self.tools.get(name).map(|c| (c, arguments)),
+            Action::GetPrompt { name, arguments } => self.prompts.get(name).map(|c| (c, arguments)),
+            _ => None,
+        };
+        match found {
+            Some((c, args)) => check_all(c, args).map_err(ValidationError::from),
+            None => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::context::Transport;
+    use serde_json::json;
+
+    fn constraints() -> ArgumentConstraints {
+        let query = ArgumentRule::new("query")
+            .required()
+            .with_type(ArgumentType::String)
+            .with_max_length(200)
+            .with_pattern(r"SELECT [\w, *]+ FROM \w+( WHERE \w+ = \d+)?");
+        ArgumentConstraints::new().tool(
+            "query_database",
+            [
+                query.unwrap_or_else(|e| unreachable!("{e}")),
+                ArgumentRule::new("limit").with_type(ArgumentType::Integer).with_min(1.0).with_max(1000.0),
+                ArgumentRule::new("table").with_allowed_values([json!("orders"), json!("customers")]),
+            ],
+            true,
+        )
+    }
+
+    fn check(args: Value) -> Result<(), ValidationError> {
+        let call = Action::CallTool { name: "query_database", arguments: args.as_object() };
+        constraints().validate(&call, &Identity::new("h"), &RequestContext::new(Transport::Stdio))
+    }
+
+    #[test]
+    fn each_constraint() {
+        assert_eq!(check(json!({"query": "SELECT id FROM orders", "limit": 5, "table": "orders"})), Ok(()));
+        let err = |e: ConstraintError| Err(ValidationError::Argument(e));
+        assert_eq!(check(json!({"query": "'; DROP TABLE users; --"})), err(ConstraintError::PatternMismatch("query".into())));
+        assert_eq!(check(json!({})), err(ConstraintError::Missing("query".into())));
+        assert_eq!(check(json!({"query": 3})), err(ConstraintError::WrongType { name: "query".into(), expected: "a string" }));
+        assert_eq!(check(json!({"query": "SELECT a FROM b", "limit": 0})), err(ConstraintError::BelowMinimum("limit".into())));
+        assert_eq!(check(json!({"query": "SELECT a FROM b", "limit": 5000})), err(ConstraintError::AboveMaximum("limit".into())));
+        assert_eq!(check(json!({"query": "SELECT a FROM b", "table": "users"})), err(ConstraintError::NotAllowed("table".into())));
+        assert_eq!(check(json!({"query": "SELECT a FROM b", "x": 1})), err(ConstraintError::Unexpected));
+        assert_eq!(check(json!({"query": format!("SELECT {} FROM b", "a".repeat(300))})), err(ConstraintError::TooLong("query".into())));
+    }
+
+    #[test]
+    fn messages_never_echo_values() {
+        let e = check(json!({"query": "'; DROP TABLE users; --"})).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(!e.contains("DROP"), "{e}");
+        assert!(e.contains("`query`"));
+    }
+}
