@@ -1,1 +1,163 @@
-fn main(){}
+//! `mcp-security`: check policies against requests without running a server.
+//!
+//! ```text
+//! mcp-security check --policy policy.toml --request req.json [--api-key K | --host H] [--ip A] [--at RFC3339]
+//! mcp-security hash-key < key.txt
+//! ```
+//!
+//! `check` prints one JSON object per request (an array for a batch) and exits 0 when every
+//! request is allowed, 1 when any is denied, and 2 for a usage, request or policy error.
+
+use std::io::{Read, Write};
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use chrono::{DateTime, Utc};
+use clap::{Parser, Subcommand};
+use mcp_security::audit::MemorySink;
+use mcp_security::authn::AssertedIdentity;
+use mcp_security::policy::Policy;
+use mcp_security::{Credentials, EnvelopeKind, Identity, Message, RequestContext, Transport};
+use serde_json::{Value, json};
+
+#[derive(Debug, Parser)]
+#[command(name = "mcp-security", version, about = "Security layer for MCP servers: policy checks and tools")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Evaluate one JSON-RPC request (or batch) against a policy, without running any handler.
+    Check {
+        /// The policy file.
+        #[arg(long)]
+        policy: PathBuf,
+        /// The JSON-RPC request: a file, or `-` for standard input.
+        #[arg(long)]
+        request: String,
+        /// Authenticate with this API key, as a client would.
+        #[arg(long, conflicts_with = "host")]
+        api_key: Option<String>,
+        /// Act as this host without authenticating: what may it do?
+        #[arg(long)]
+        host: Option<String>,
+        /// The caller's IP address.
+        #[arg(long)]
+        ip: Option<IpAddr>,
+        /// Evaluate at this time (RFC 3339), instead of now.
+        #[arg(long)]
+        at: Option<String>,
+    },
+    /// Print the SHA-256 of an API key read from standard input, for `key_sha256`.
+    HashKey,
+}
+
+/// A usage, input or policy problem: exit status 2, message on stderr.
+struct Usage(String);
+
+fn read_request(path: &str) -> Result<Vec<u8>, Usage> {
+    if path == "-" {
+        let mut buf = Vec::new();
+        std::io::stdin().read_to_end(&mut buf).map_err(|e| Usage(format!("cannot read the request from stdin: {e}")))?;
+        Ok(buf)
+    } else {
+        std::fs::read(path).map_err(|e| Usage(format!("cannot read the request file `{path}`: {e}")))
+    }
+}
+
+fn check(
+    policy: PathBuf,
+    request: String,
+    api_key: Option<String>,
+    host: Option<String>,
+    ip: Option<IpAddr>,
+    at: Option<String>,
+) -> Result<(Value, bool), Usage> {
+    let policy = Policy::load(&policy).map_err(|e| Usage(format!("policy: {e}")))?;
+    let bytes = read_request(&request)?;
+    let message = Message::parse(&bytes).map_err(|e| Usage(format!("request: {e}")))?;
+
+    // A dry run never writes to the production audit log.
+    let mut builder = policy.builder_without_audit().audit_sink(MemorySink::new());
+    if let Some(h) = &host {
+        if !policy.knows_host(h) {
+            eprintln!("note: host `{h}` has no api key in the policy; evaluating it anyway");
+        }
+        builder = builder.authenticator(AssertedIdentity::new(Identity::new(h.as_str())));
+    }
+    let layer = builder.build().map_err(|e| Usage(format!("policy: {e}")))?;
+
+    let mut cx = RequestContext::new(Transport::DryRun);
+    if let Some(key) = api_key {
+        cx = cx.with_credentials(Credentials::api_key(key));
+    }
+    if let Some(ip) = ip {
+        cx = cx.with_peer_addr(ip);
+    }
+    if let Some(at) = at {
+        let when = DateTime::parse_from_rfc3339(&at)
+            .map_err(|_| Usage("--at must be an RFC 3339 date-time, such as 2026-01-01T09:00:00Z".into()))?;
+        cx = cx.with_received_at(when.with_timezone(&Utc));
+    }
+
+    let rt = tokio::runtime::Builder::new_current_thread().build().map_err(|e| Usage(format!("cannot start: {e}")))?;
+    let mut out = Vec::with_capacity(message.envelopes().len());
+    let mut all_allowed = true;
+    for envelope in message.envelopes() {
+        if *envelope.kind() == EnvelopeKind::Response {
+            return Err(Usage("request: a response is not a request; give a request or notification".into()));
+        }
+        let cx = cx.clone().with_correlation_id(envelope.id().clone());
+        let verdict = match envelope.action() {
+            Err(e) => json!({"decision": "deny", "stage": "frame", "reason": e.to_string(), "rule": null}),
+            Ok(action) => match rt.block_on(layer.evaluate(&action, &cx, Some(message.encoded_len()))) {
+                Ok(rule) => json!({"decision": "allow", "stage": null, "reason": null, "rule": rule.map(|r| r.to_string())}),
+                Err(d) => json!({
+                    "decision": "deny",
+                    "stage": d.stage().as_str(),
+                    "reason": d.reason(),
+                    "rule": d.rule().map(|r| r.to_string()),
+                }),
+            },
+        };
+        all_allowed &= verdict["decision"] == "allow";
+        out.push(verdict);
+    }
+    let value = if message.is_batch() { Value::Array(out) } else { out.pop().unwrap_or(Value::Null) };
+    Ok((value, all_allowed))
+}
+
+fn hash_key() -> Result<String, Usage> {
+    let mut key = String::new();
+    std::io::stdin().read_to_string(&mut key).map_err(|e| Usage(format!("cannot read the key from stdin: {e}")))?;
+    let key = key.trim_end_matches(['\r', '\n']);
+    if key.is_empty() {
+        return Err(Usage("no key on stdin".into()));
+    }
+    use sha2::Digest;
+    Ok(sha2::Sha256::digest(key.as_bytes()).iter().map(|b| format!("{b:02x}")).collect())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Check { policy, request, api_key, host, ip, at } => check(policy, request, api_key, host, ip, at).map(|(v, ok)| (v.to_string(), ok)),
+        Command::HashKey => hash_key().map(|h| (h, true)),
+    };
+    match result {
+        Ok((text, ok)) => {
+            let mut stdout = std::io::stdout().lock();
+            if writeln!(stdout, "{text}").is_err() {
+                return ExitCode::from(2);
+            }
+            if ok { ExitCode::SUCCESS } else { ExitCode::from(1) }
+        }
+        Err(Usage(msg)) => {
+            eprintln!("error: {msg}");
+            ExitCode::from(2)
+        }
+    }
+}
