@@ -52,7 +52,7 @@ use crate::authn::{AuthnError, Authenticator};
 use crate::authz::Authorizer;
 use crate::context::{Identity, RequestContext};
 use crate::decision::{Decision, Denial, DenyKind, RuleId, Stage};
-use crate::message::Action;
+use crate::message::{Action, MessageError};
 use crate::provenance::ProvenanceVerifier;
 use crate::redact::{RedactionReport, Redactor, Redacted};
 use crate::validate::{Frame, InputValidator};
@@ -295,6 +295,13 @@ impl SecurityLayer {
                 }
             }
         }
+    }
+
+    /// Refuses and audits a message the adapter could not read (its parameters do not match
+    /// its method), at the frame stage. Returns the denial to answer with.
+    pub async fn reject_malformed(&self, method: &str, cx: &RequestContext, error: &MessageError) -> Denial {
+        let d = Denial::new(Stage::Frame, DenyKind::InvalidRequest, error.to_string()).with_rule(RuleId::from_static("message"));
+        self.deny(&Action::Other { method }, cx, None, d, None, Instant::now()).await
     }
 
     /// Whether `identity` may use the target of `action`: the list filter. An item is listed

@@ -21,7 +21,7 @@ use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
 use crate::context::{CorrelationId, Credentials, Transport};
 use crate::decision::{Denial, DenyKind, RESOURCE_NOT_FOUND};
 use crate::layer::{Admission, Completion, SecurityLayer};
-use crate::message::{Action, ListKind};
+use crate::message::{Action, ListKind, MessageError};
 use crate::redact::RedactionReport;
 
 /// Every `ServerHandler` method of the rmcp version this crate is built against, in the order
@@ -445,6 +445,18 @@ impl<H: ServerHandler> ServerHandler for SecureServer<H> {
     }
 
     async fn on_custom_request(&self, request: CustomRequest, context: RequestContext<RoleServer>) -> Result<CustomResult, McpError> {
+        // rmcp hands over any request it could not read as a typed one, so a `tools/call`
+        // whose `name` is a number arrives here. A known MCP method is never served as custom:
+        // its parameters are malformed, and it is refused as such.
+        match Action::from_method(&request.method, request.params.as_ref(), false) {
+            Ok(Action::Other { .. }) => {}
+            other => {
+                let error = other.err().unwrap_or(MessageError::InvalidParams { field: "params", expected: "what the method defines" });
+                let cx = self.context(Some(&context.id));
+                let d = self.layer.reject_malformed(&request.method, &cx, &error).await;
+                return Err(wire_error(&Action::Other { method: &request.method }, &d));
+            }
+        }
         let method = request.method.clone();
         self.gated(Action::Other { method: &method }, context, |h, c| h.on_custom_request(request, c)).await
     }
