@@ -90,12 +90,18 @@ impl Credentials {
 
     /// An API key (header `X-API-Key`, or an environment variable over stdio).
     pub fn api_key(key: impl Into<Arc<str>>) -> Self {
-        Credentials { api_key: Some(Secret::new(key)), bearer: None }
+        Credentials {
+            api_key: Some(Secret::new(key)),
+            bearer: None,
+        }
     }
 
     /// A bearer token (`Authorization: Bearer ...`).
     pub fn bearer(token: impl Into<Arc<str>>) -> Self {
-        Credentials { api_key: None, bearer: Some(Secret::new(token)) }
+        Credentials {
+            api_key: None,
+            bearer: Some(Secret::new(token)),
+        }
     }
 
     /// Reads an API key from the environment variable `var`, as the MCP specification asks of

@@ -24,7 +24,10 @@ use std::sync::Arc;
 /// Exhaustive on purpose: the pipeline's order is part of the contract, and a new stage is a
 /// breaking change that every `match` should see.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-#[expect(clippy::exhaustive_enums, reason = "the pipeline order is part of the contract")]
+#[expect(
+    clippy::exhaustive_enums,
+    reason = "the pipeline order is part of the contract"
+)]
 pub enum Stage {
     /// Frame limits and well-formedness (size, depth, URI syntax), before authentication.
     Frame,
@@ -187,7 +190,12 @@ pub struct Denial {
 impl Denial {
     /// A denial at `stage`. Never put request values into `reason`.
     pub fn new(stage: Stage, kind: DenyKind, reason: impl Into<Cow<'static, str>>) -> Self {
-        Denial { stage, kind, reason: reason.into(), rule: None }
+        Denial {
+            stage,
+            kind,
+            reason: reason.into(),
+            rule: None,
+        }
     }
 
     /// Names the rule that decided.
@@ -223,12 +231,17 @@ impl fmt::Display for Denial {
     }
 }
 
+impl std::error::Error for Denial {}
+
 /// The outcome of an authorization.
 ///
 /// Exhaustive on purpose (cedar's rule for the authorization path): a third outcome must break
 /// every caller's build rather than fall into a wildcard arm.
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[expect(clippy::exhaustive_enums, reason = "a third outcome must break every match")]
+#[expect(
+    clippy::exhaustive_enums,
+    reason = "a third outcome must break every match"
+)]
 pub enum Decision {
     /// Allowed, by the named rule when a rule decided.
     Allow(Option<RuleId>),

@@ -27,10 +27,12 @@ fn nibble(c: u8) -> Option<u8> {
 
 /// `bytes` as lowercase hex.
 pub(crate) fn encode(bytes: &[u8]) -> String {
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }
 
 /// The SHA-256 of `bytes` as lowercase hex.
@@ -44,8 +46,14 @@ mod tests {
     #[test]
     fn round_trip() {
         let hex = super::sha256_hex(b"test");
-        assert_eq!(hex, "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08");
-        assert_eq!(super::parse_sha256(&hex).map(|b| super::encode(&b)), Some(hex));
+        assert_eq!(
+            hex,
+            "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+        );
+        assert_eq!(
+            super::parse_sha256(&hex).map(|b| super::encode(&b)),
+            Some(hex)
+        );
         assert_eq!(super::parse_sha256("abc"), None);
         assert_eq!(super::parse_sha256(&"zz".repeat(32)), None);
     }

@@ -68,7 +68,17 @@ pub mod provenance;
 pub mod redact;
 pub mod validate;
 
-pub use context::{AuthMethod, CorrelationId, Credentials, Identity, RequestContext, Secret, Transport};
-pub use decision::{Decision, Denial, DenyKind, RuleId, Stage, FORBIDDEN, RATE_LIMITED, RESOURCE_NOT_FOUND, UNAUTHENTICATED};
+pub use context::{
+    AuthMethod, CorrelationId, Credentials, Identity, RequestContext, Secret, Transport,
+};
+pub use decision::{
+    Decision, Denial, DenyKind, FORBIDDEN, RATE_LIMITED, RESOURCE_NOT_FOUND, RuleId, Stage,
+    UNAUTHENTICATED,
+};
 pub use layer::{Admission, BuildError, Completion, SecurityLayer, SecurityLayerBuilder};
 pub use message::{Action, Envelope, EnvelopeKind, ListKind, Message, MessageError};
+
+/// The README's examples, compiled as doc tests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

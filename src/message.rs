@@ -102,8 +102,12 @@ impl<'a> Action<'a> {
             Action::Ping => "ping",
             Action::CallTool { .. } => "tools/call",
             Action::ReadResource { .. } => "resources/read",
-            Action::SubscribeResource { unsubscribe: false, .. } => "resources/subscribe",
-            Action::SubscribeResource { unsubscribe: true, .. } => "resources/unsubscribe",
+            Action::SubscribeResource {
+                unsubscribe: false, ..
+            } => "resources/subscribe",
+            Action::SubscribeResource {
+                unsubscribe: true, ..
+            } => "resources/unsubscribe",
             Action::GetPrompt { .. } => "prompts/get",
             Action::List(kind) => kind.method(),
             Action::Notification { method } | Action::Other { method } => method,
@@ -132,19 +136,31 @@ impl<'a> Action<'a> {
     ///
     /// # Errors
     /// [`MessageError::InvalidParams`] when a required parameter is missing or has the wrong type.
-    pub fn from_method(method: &'a str, params: Option<&'a Value>, notification: bool) -> Result<Self, MessageError> {
+    pub fn from_method(
+        method: &'a str,
+        params: Option<&'a Value>,
+        notification: bool,
+    ) -> Result<Self, MessageError> {
         if notification {
             return Ok(Action::Notification { method });
         }
         let obj = match params {
             None | Some(Value::Null) => None,
             Some(Value::Object(o)) => Some(o),
-            Some(_) => return Err(MessageError::InvalidParams { field: "params", expected: "an object" }),
+            Some(_) => {
+                return Err(MessageError::InvalidParams {
+                    field: "params",
+                    expected: "an object",
+                });
+            }
         };
         let str_field = |field: &'static str| -> Result<&'a str, MessageError> {
             match obj.and_then(|o| o.get(field)) {
                 Some(Value::String(s)) => Ok(s.as_str()),
-                Some(_) => Err(MessageError::InvalidParams { field, expected: "a string" }),
+                Some(_) => Err(MessageError::InvalidParams {
+                    field,
+                    expected: "a string",
+                }),
                 None => Err(MessageError::MissingParam { field }),
             }
         };
@@ -152,17 +168,34 @@ impl<'a> Action<'a> {
             match obj.and_then(|o| o.get("arguments")) {
                 None | Some(Value::Null) => Ok(None),
                 Some(Value::Object(a)) => Ok(Some(a)),
-                Some(_) => Err(MessageError::InvalidParams { field: "arguments", expected: "an object" }),
+                Some(_) => Err(MessageError::InvalidParams {
+                    field: "arguments",
+                    expected: "an object",
+                }),
             }
         };
         Ok(match method {
             "initialize" => Action::Initialize,
             "ping" => Action::Ping,
-            "tools/call" => Action::CallTool { name: str_field("name")?, arguments: args_field()? },
-            "resources/read" => Action::ReadResource { uri: str_field("uri")? },
-            "resources/subscribe" => Action::SubscribeResource { uri: str_field("uri")?, unsubscribe: false },
-            "resources/unsubscribe" => Action::SubscribeResource { uri: str_field("uri")?, unsubscribe: true },
-            "prompts/get" => Action::GetPrompt { name: str_field("name")?, arguments: args_field()? },
+            "tools/call" => Action::CallTool {
+                name: str_field("name")?,
+                arguments: args_field()?,
+            },
+            "resources/read" => Action::ReadResource {
+                uri: str_field("uri")?,
+            },
+            "resources/subscribe" => Action::SubscribeResource {
+                uri: str_field("uri")?,
+                unsubscribe: false,
+            },
+            "resources/unsubscribe" => Action::SubscribeResource {
+                uri: str_field("uri")?,
+                unsubscribe: true,
+            },
+            "prompts/get" => Action::GetPrompt {
+                name: str_field("name")?,
+                arguments: args_field()?,
+            },
             "tools/list" => Action::List(ListKind::Tools),
             "resources/list" => Action::List(ListKind::Resources),
             "resources/templates/list" => Action::List(ListKind::ResourceTemplates),
@@ -239,7 +272,9 @@ pub struct Envelope {
 
 impl Envelope {
     fn from_value(v: Value) -> Result<Self, MessageError> {
-        let Value::Object(mut obj) = v else { return Err(MessageError::NotObject) };
+        let Value::Object(mut obj) = v else {
+            return Err(MessageError::NotObject);
+        };
         if obj.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
             return Err(MessageError::WrongVersion);
         }
@@ -247,7 +282,9 @@ impl Envelope {
             None => None,
             Some(Value::Null) => Some(CorrelationId::None),
             Some(Value::String(s)) => Some(CorrelationId::Text(s.as_str().into())),
-            Some(Value::Number(n)) => Some(CorrelationId::Number(n.as_i64().ok_or(MessageError::InvalidId)?)),
+            Some(Value::Number(n)) => Some(CorrelationId::Number(
+                n.as_i64().ok_or(MessageError::InvalidId)?,
+            )),
             Some(_) => return Err(MessageError::InvalidId),
         };
         let method = match obj.remove("method") {
@@ -259,10 +296,17 @@ impl Envelope {
         let kind = match (&method, &id) {
             (Some(_), Some(_)) => EnvelopeKind::Request,
             (Some(_), None) => EnvelopeKind::Notification,
-            (None, Some(_)) if obj.contains_key("result") || obj.contains_key("error") => EnvelopeKind::Response,
+            (None, Some(_)) if obj.contains_key("result") || obj.contains_key("error") => {
+                EnvelopeKind::Response
+            }
             (None, _) => return Err(MessageError::MissingMethod),
         };
-        Ok(Envelope { kind, id: id.unwrap_or_default(), method, params })
+        Ok(Envelope {
+            kind,
+            id: id.unwrap_or_default(),
+            method,
+            params,
+        })
     }
 
     /// Request, notification or response.
@@ -291,7 +335,11 @@ impl Envelope {
     /// [`MessageError`] when the envelope is a response or its params have the wrong shape.
     pub fn action(&self) -> Result<Action<'_>, MessageError> {
         let method = self.method.as_deref().ok_or(MessageError::MissingMethod)?;
-        Action::from_method(method, self.params.as_ref(), self.kind == EnvelopeKind::Notification)
+        Action::from_method(
+            method,
+            self.params.as_ref(),
+            self.kind == EnvelopeKind::Notification,
+        )
     }
 }
 
@@ -316,10 +364,21 @@ impl Message {
                 if items.is_empty() {
                     return Err(MessageError::EmptyBatch);
                 }
-                let envelopes = items.into_iter().map(Envelope::from_value).collect::<Result<_, _>>()?;
-                Ok(Message { envelopes, batch: true, encoded_len })
+                let envelopes = items
+                    .into_iter()
+                    .map(Envelope::from_value)
+                    .collect::<Result<_, _>>()?;
+                Ok(Message {
+                    envelopes,
+                    batch: true,
+                    encoded_len,
+                })
             }
-            other => Ok(Message { envelopes: vec![Envelope::from_value(other)?], batch: false, encoded_len }),
+            other => Ok(Message {
+                envelopes: vec![Envelope::from_value(other)?],
+                batch: false,
+                encoded_len,
+            }),
         }
     }
 
@@ -350,7 +409,12 @@ mod tests {
         assert!(m.is_batch());
         assert_eq!(m.envelopes()[0].kind(), &EnvelopeKind::Request);
         assert_eq!(m.envelopes()[0].action(), Ok(Action::Ping));
-        assert_eq!(m.envelopes()[1].action(), Ok(Action::Notification { method: "notifications/initialized" }));
+        assert_eq!(
+            m.envelopes()[1].action(),
+            Ok(Action::Notification {
+                method: "notifications/initialized"
+            })
+        );
     }
 
     #[test]
@@ -358,20 +422,37 @@ mod tests {
         assert_eq!(Message::parse(b"{").err(), Some(MessageError::NotJson));
         assert_eq!(Message::parse(b"[]").err(), Some(MessageError::EmptyBatch));
         assert_eq!(Message::parse(b"3").err(), Some(MessageError::NotObject));
-        assert_eq!(Message::parse(br#"{"id":1,"method":"ping"}"#).err(), Some(MessageError::WrongVersion));
-        assert_eq!(Message::parse(br#"{"jsonrpc":"2.0","id":{},"method":"ping"}"#).err(), Some(MessageError::InvalidId));
-        assert_eq!(Message::parse(br#"{"jsonrpc":"2.0","id":1,"method":7}"#).err(), Some(MessageError::MissingMethod));
-        let m = Message::parse(br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":3}}"#);
+        assert_eq!(
+            Message::parse(br#"{"id":1,"method":"ping"}"#).err(),
+            Some(MessageError::WrongVersion)
+        );
+        assert_eq!(
+            Message::parse(br#"{"jsonrpc":"2.0","id":{},"method":"ping"}"#).err(),
+            Some(MessageError::InvalidId)
+        );
+        assert_eq!(
+            Message::parse(br#"{"jsonrpc":"2.0","id":1,"method":7}"#).err(),
+            Some(MessageError::MissingMethod)
+        );
+        let m = Message::parse(
+            br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":3}}"#,
+        );
         let m = m.unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(
             m.envelopes()[0].action().err(),
-            Some(MessageError::InvalidParams { field: "name", expected: "a string" })
+            Some(MessageError::InvalidParams {
+                field: "name",
+                expected: "a string"
+            })
         );
         let m = Message::parse(br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x","arguments":[1]}}"#);
         let m = m.unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(
             m.envelopes()[0].action().err(),
-            Some(MessageError::InvalidParams { field: "arguments", expected: "an object" })
+            Some(MessageError::InvalidParams {
+                field: "arguments",
+                expected: "an object"
+            })
         );
     }
 }

@@ -2,7 +2,12 @@
 //! sent as raw bytes to a wrapped rmcp server. Each gets a clear error; nothing panics; the
 //! server keeps serving.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests fail loudly")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests fail loudly"
+)]
 
 #[path = "../examples/support/demo.rs"]
 mod demo;
@@ -25,8 +30,12 @@ impl Raw {
     async fn start() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let keys = DemoKeys::generate();
-        let layer = Policy::from_toml_str(&demo_policy(&keys, &dir.path().join("audit.jsonl"))).unwrap().build().unwrap();
-        let server = SecureServer::new(DemoServer, layer).with_credentials(Credentials::api_key(keys.analytics.clone()));
+        let layer = Policy::from_toml_str(&demo_policy(&keys, &dir.path().join("audit.jsonl")))
+            .unwrap()
+            .build()
+            .unwrap();
+        let server = SecureServer::new(DemoServer, layer)
+            .with_credentials(Credentials::api_key(keys.analytics.clone()));
         let (server_io, client_io) = tokio::io::duplex(1024 * 1024);
         tokio::spawn(async move {
             if let Ok(running) = server.serve(server_io).await {
@@ -34,13 +43,18 @@ impl Raw {
             }
         });
         let (r, w) = tokio::io::split(client_io);
-        let mut raw = Raw { write: w, read: BufReader::new(r), _dir: dir };
+        let mut raw = Raw {
+            write: w,
+            read: BufReader::new(r),
+            _dir: dir,
+        };
         let init = raw
             .ask(json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{
                 "protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"raw","version":"0"}}}))
             .await;
         assert!(init["result"].is_object(), "{init}");
-        raw.send_line(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#).await;
+        raw.send_line(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#)
+            .await;
         raw
     }
 
@@ -52,7 +66,13 @@ impl Raw {
 
     async fn next(&mut self) -> Value {
         let mut line = String::new();
-        let n = tokio::time::timeout(std::time::Duration::from_secs(5), self.read.read_line(&mut line)).await.unwrap().unwrap();
+        let n = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            self.read.read_line(&mut line),
+        )
+        .await
+        .unwrap()
+        .unwrap();
         assert!(n > 0, "server closed the connection");
         serde_json::from_str(&line).unwrap()
     }
@@ -68,13 +88,21 @@ async fn bad_requests_get_clear_errors_and_the_server_keeps_serving() {
     let mut s = Raw::start().await;
 
     // Unknown method.
-    let r = s.ask(json!({"jsonrpc":"2.0","id":1,"method":"no/such/method"})).await;
+    let r = s
+        .ask(json!({"jsonrpc":"2.0","id":1,"method":"no/such/method"}))
+        .await;
     assert_eq!(r["id"], 1);
     assert!(r["error"]["code"].is_i64(), "{r}");
 
     // Wrong types: tools/call with a numeric name, arguments as an array.
-    let r = s.ask(json!({"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":42}})).await;
-    assert_eq!((r["id"].as_i64(), r["error"]["code"].as_i64()), (Some(2), Some(-32602)), "{r}");
+    let r = s
+        .ask(json!({"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":42}}))
+        .await;
+    assert_eq!(
+        (r["id"].as_i64(), r["error"]["code"].as_i64()),
+        (Some(2), Some(-32602)),
+        "{r}"
+    );
     assert_eq!(r["error"]["message"], "parameter `name` must be a string");
     let r = s.ask(json!({"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"echo","arguments":[1,2]}})).await;
     assert_eq!(r["error"]["code"], -32602, "{r}");
@@ -83,7 +111,10 @@ async fn bad_requests_get_clear_errors_and_the_server_keeps_serving() {
     let big = "x".repeat(100 * 1024);
     let r = s.ask(json!({"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"echo","arguments":{"text": big}}})).await;
     assert_eq!(r["error"]["code"], -32602, "{r}");
-    assert_eq!(r["error"]["message"], "request is larger than the limit of 65536 bytes");
+    assert_eq!(
+        r["error"]["message"],
+        "request is larger than the limit of 65536 bytes"
+    );
 
     // Too deep.
     let mut deep = json!(1);
@@ -91,7 +122,10 @@ async fn bad_requests_get_clear_errors_and_the_server_keeps_serving() {
         deep = json!([deep]);
     }
     let r = s.ask(json!({"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"echo","arguments":{"d": deep}}})).await;
-    assert_eq!(r["error"]["message"], "request nests deeper than the limit of 16 levels", "{r}");
+    assert_eq!(
+        r["error"]["message"], "request nests deeper than the limit of 16 levels",
+        "{r}"
+    );
 
     // Malformed JSON: the transport answers a parse error, or skips the line; either way the
     // server still answers the next request.
@@ -107,17 +141,38 @@ fn the_core_parser_names_each_problem() {
         (b"{this is not json", MessageError::NotJson),
         (b"[]", MessageError::EmptyBatch),
         (b"\"ping\"", MessageError::NotObject),
-        (br#"{"jsonrpc":"1.0","id":1,"method":"ping"}"#, MessageError::WrongVersion),
-        (br#"{"jsonrpc":"2.0","id":[1],"method":"ping"}"#, MessageError::InvalidId),
-        (br#"{"jsonrpc":"2.0","id":1.5,"method":"ping"}"#, MessageError::InvalidId),
+        (
+            br#"{"jsonrpc":"1.0","id":1,"method":"ping"}"#,
+            MessageError::WrongVersion,
+        ),
+        (
+            br#"{"jsonrpc":"2.0","id":[1],"method":"ping"}"#,
+            MessageError::InvalidId,
+        ),
+        (
+            br#"{"jsonrpc":"2.0","id":1.5,"method":"ping"}"#,
+            MessageError::InvalidId,
+        ),
         (br#"{"jsonrpc":"2.0","id":1}"#, MessageError::MissingMethod),
     ];
     for (input, want) in cases {
-        assert_eq!(Message::parse(input).err().as_ref(), Some(want), "{}", String::from_utf8_lossy(input));
+        assert_eq!(
+            Message::parse(input).err().as_ref(),
+            Some(want),
+            "{}",
+            String::from_utf8_lossy(input)
+        );
     }
-    let m = Message::parse(br#"{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{}}"#).unwrap();
-    assert_eq!(m.envelopes()[0].action().err(), Some(MessageError::MissingParam { field: "uri" }));
-    assert_eq!(MessageError::MissingParam { field: "uri" }.to_string(), "missing parameter `uri`");
+    let m = Message::parse(br#"{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{}}"#)
+        .unwrap();
+    assert_eq!(
+        m.envelopes()[0].action().err(),
+        Some(MessageError::MissingParam { field: "uri" })
+    );
+    assert_eq!(
+        MessageError::MissingParam { field: "uri" }.to_string(),
+        "missing parameter `uri`"
+    );
 }
 
 mod props {
@@ -127,10 +182,12 @@ mod props {
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(512))]
 
-        /// Arbitrary bytes never panic the parser.
+        /// Arbitrary bytes never panic the parser, and every error says something.
         #[test]
         fn parse_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
-            let _ = Message::parse(&bytes).map(|m| m.envelopes().iter().map(|e| e.action().is_ok()).count());
+            for msg in errors(&bytes) {
+                prop_assert!(!msg.is_empty());
+            }
         }
 
         /// Arbitrary JSON-RPC-shaped messages with arbitrary params never panic either.
@@ -140,9 +197,24 @@ mod props {
             params in arb_json(3),
             id in prop_oneof![Just(json!(1)), Just(json!("a")), Just(Value::Null), Just(json!(1.5)), Just(json!({}))],
         ) {
-            let msg = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
+            // The marker stands for a secret in a parameter: no error may repeat it.
+            let msg = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": {"name": params, "x": "SECRET-7f3a"}});
             let bytes = serde_json::to_vec(&msg).unwrap();
-            let _ = Message::parse(&bytes).map(|m| m.envelopes().iter().map(|e| e.action().is_ok()).count());
+            for e in errors(&bytes) {
+                prop_assert!(!e.contains("SECRET-7f3a"), "{}", e);
+            }
+        }
+    }
+
+    /// Every error message parsing `bytes` produces, down to each envelope's action.
+    fn errors(bytes: &[u8]) -> Vec<String> {
+        match Message::parse(bytes) {
+            Err(e) => vec![e.to_string()],
+            Ok(m) => m
+                .envelopes()
+                .iter()
+                .filter_map(|e| e.action().err().map(|e| e.to_string()))
+                .collect(),
         }
     }
 

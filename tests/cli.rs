@@ -1,7 +1,12 @@
 //! `mcp-security check` and `hash-key`, run as the real binary.
 
 #![cfg(feature = "cli")]
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests fail loudly")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests fail loudly"
+)]
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -57,7 +62,12 @@ fn run(args: &[&str], stdin: Option<&str>) -> Output {
         .spawn()
         .unwrap();
     if let Some(input) = stdin {
-        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
     }
     drop(child.stdin.take());
     child.wait_with_output().unwrap()
@@ -67,12 +77,22 @@ fn check(dir: &Path, request: &str, extra: &[&str]) -> (i32, Value, String) {
     let req = dir.join("req.json");
     std::fs::write(&req, request).unwrap();
     let p = policy(dir);
-    let mut args = vec!["check", "--policy", p.to_str().unwrap(), "--request", req.to_str().unwrap()];
+    let mut args = vec![
+        "check",
+        "--policy",
+        p.to_str().unwrap(),
+        "--request",
+        req.to_str().unwrap(),
+    ];
     args.extend_from_slice(extra);
     let out = run(&args, None);
     let stdout = String::from_utf8(out.stdout).unwrap();
     let value = serde_json::from_str(&stdout).unwrap_or(Value::Null);
-    (out.status.code().unwrap(), value, String::from_utf8(out.stderr).unwrap())
+    (
+        out.status.code().unwrap(),
+        value,
+        String::from_utf8(out.stderr).unwrap(),
+    )
 }
 
 const QUERY: &str = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"query_database","arguments":{"limit":5}}}"#;
@@ -81,18 +101,44 @@ const QUERY: &str = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"
 fn allow_and_deny_with_stage_reason_and_rule() {
     let dir = tempfile::tempdir().unwrap();
     let at = ["--at", "2026-06-01T12:00:00Z", "--ip", "10.1.2.3"];
-    let (code, v, _) = check(dir.path(), QUERY, &[&["--api-key", "test"][..], &at[..]].concat());
+    let (code, v, _) = check(
+        dir.path(),
+        QUERY,
+        &[&["--api-key", "test"][..], &at[..]].concat(),
+    );
     assert_eq!(code, 0, "{v}");
-    assert_eq!(v, serde_json::json!({"decision": "allow", "stage": null, "reason": null, "rule": "tools[0]"}));
+    assert_eq!(
+        v,
+        serde_json::json!({"decision": "allow", "stage": null, "reason": null, "rule": "tools[0]"})
+    );
 
-    let delete = r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"delete_all_data"}}"#;
-    let (code, v, _) = check(dir.path(), delete, &[&["--api-key", "test"][..], &at[..]].concat());
+    let delete =
+        r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"delete_all_data"}}"#;
+    let (code, v, _) = check(
+        dir.path(),
+        delete,
+        &[&["--api-key", "test"][..], &at[..]].concat(),
+    );
     assert_eq!(code, 1);
-    assert_eq!(v, serde_json::json!({"decision": "deny", "stage": "authorization", "reason": "tool not found", "rule": "default-deny"}));
+    assert_eq!(
+        v,
+        serde_json::json!({"decision": "deny", "stage": "authorization", "reason": "tool not found", "rule": "default-deny"})
+    );
 
     let too_many = r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"query_database","arguments":{"limit":5000}}}"#;
-    let (code, v, _) = check(dir.path(), too_many, &[&["--api-key", "test"][..], &at[..]].concat());
-    assert_eq!((code, v["stage"].as_str(), v["reason"].as_str()), (1, Some("validation"), Some("invalid arguments: argument `limit` is above the maximum")));
+    let (code, v, _) = check(
+        dir.path(),
+        too_many,
+        &[&["--api-key", "test"][..], &at[..]].concat(),
+    );
+    assert_eq!(
+        (code, v["stage"].as_str(), v["reason"].as_str()),
+        (
+            1,
+            Some("validation"),
+            Some("invalid arguments: argument `limit` is above the maximum")
+        )
+    );
 
     // The dry run writes no audit log.
     assert!(!dir.path().join("audit.jsonl").exists());
@@ -101,13 +147,42 @@ fn allow_and_deny_with_stage_reason_and_rule() {
 #[test]
 fn authentication_cases() {
     let dir = tempfile::tempdir().unwrap();
-    let (code, v, _) = check(dir.path(), QUERY, &["--api-key", "wrong", "--ip", "10.0.0.1"]);
-    assert_eq!((code, v["stage"].as_str(), v["reason"].as_str()), (1, Some("authentication"), Some("unauthenticated")));
+    let (code, v, _) = check(
+        dir.path(),
+        QUERY,
+        &["--api-key", "wrong", "--ip", "10.0.0.1"],
+    );
+    assert_eq!(
+        (code, v["stage"].as_str(), v["reason"].as_str()),
+        (1, Some("authentication"), Some("unauthenticated"))
+    );
     // Expired at the given time.
-    let (code, v, _) = check(dir.path(), QUERY, &["--api-key", "test", "--ip", "10.0.0.1", "--at", "2027-06-01T00:00:00Z"]);
+    let (code, v, _) = check(
+        dir.path(),
+        QUERY,
+        &[
+            "--api-key",
+            "test",
+            "--ip",
+            "10.0.0.1",
+            "--at",
+            "2027-06-01T00:00:00Z",
+        ],
+    );
     assert_eq!((code, v["stage"].as_str()), (1, Some("authentication")));
     // From outside the allowed network.
-    let (code, _, _) = check(dir.path(), QUERY, &["--api-key", "test", "--ip", "192.0.2.7", "--at", "2026-06-01T00:00:00Z"]);
+    let (code, _, _) = check(
+        dir.path(),
+        QUERY,
+        &[
+            "--api-key",
+            "test",
+            "--ip",
+            "192.0.2.7",
+            "--at",
+            "2026-06-01T00:00:00Z",
+        ],
+    );
     assert_eq!(code, 1);
     // No credentials at all.
     let (code, v, _) = check(dir.path(), QUERY, &[]);
@@ -129,14 +204,33 @@ fn resources_batches_and_stdin() {
         {"jsonrpc":"2.0","id":3,"method":"resources/read","params":{"uri":"file://../../etc/passwd"}},
         {"jsonrpc":"2.0","method":"notifications/initialized"}
     ]"#;
-    let out = run(&["check", "--policy", p.to_str().unwrap(), "--request", "-", "--host", "analytics-bot"], Some(batch));
+    let out = run(
+        &[
+            "check",
+            "--policy",
+            p.to_str().unwrap(),
+            "--request",
+            "-",
+            "--host",
+            "analytics-bot",
+        ],
+        Some(batch),
+    );
     assert_eq!(out.status.code(), Some(1));
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let decisions: Vec<&str> = v.as_array().unwrap().iter().map(|d| d["decision"].as_str().unwrap()).collect();
+    let decisions: Vec<&str> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["decision"].as_str().unwrap())
+        .collect();
     assert_eq!(decisions, ["allow", "deny", "deny", "allow"]);
     assert_eq!(v[1]["stage"], "authorization");
     assert_eq!(v[2]["stage"], "frame");
-    assert_eq!(v[2]["reason"], "invalid resource uri: uri contains dot segments");
+    assert_eq!(
+        v[2]["reason"],
+        "invalid resource uri: uri contains dot segments"
+    );
 }
 
 #[test]
@@ -156,17 +250,46 @@ fn usage_request_and_policy_errors_exit_2_with_a_clear_message() {
     std::fs::write(&bad, "[[tools]]\nname = \"x\"\nallowed_hosts = [\"a\"]\nconditions = { hours = \"08-18\" }\n[[auth.api_keys]]\nhost = \"a\"\nkey_sha256 = \"00\"\n").unwrap();
     let req = dir.path().join("r.json");
     std::fs::write(&req, QUERY).unwrap();
-    let out = run(&["check", "--policy", bad.to_str().unwrap(), "--request", req.to_str().unwrap()], None);
+    let out = run(
+        &[
+            "check",
+            "--policy",
+            bad.to_str().unwrap(),
+            "--request",
+            req.to_str().unwrap(),
+        ],
+        None,
+    );
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8(out.stderr).unwrap();
-    assert!(err.contains("tools[0]") && err.contains("unknown field `conditions`"), "{err}");
+    assert!(
+        err.contains("tools[0]") && err.contains("unknown field `conditions`"),
+        "{err}"
+    );
 
-    let out = run(&["check", "--policy", "/nonexistent/p.toml", "--request", req.to_str().unwrap()], None);
+    let out = run(
+        &[
+            "check",
+            "--policy",
+            "/nonexistent/p.toml",
+            "--request",
+            req.to_str().unwrap(),
+        ],
+        None,
+    );
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8(out.stderr).unwrap().contains("cannot read policy file"));
+    assert!(
+        String::from_utf8(out.stderr)
+            .unwrap()
+            .contains("cannot read policy file")
+    );
 
     let out = run(&["check", "--policy", bad.to_str().unwrap()], None);
-    assert_eq!(out.status.code(), Some(2), "missing --request is a usage error");
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "missing --request is a usage error"
+    );
 }
 
 #[test]

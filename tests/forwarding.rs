@@ -7,7 +7,13 @@
 //! check that `FORWARDED_METHODS` is every method rmcp declares, so an rmcp upgrade that adds
 //! one fails here instead of silently answering with rmcp's unchecked default.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, deprecated, reason = "tests; deprecated rmcp methods are forwarded too")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    deprecated,
+    reason = "tests; deprecated rmcp methods are forwarded too"
+)]
 
 use std::borrow::Cow;
 use std::collections::BTreeSet;
@@ -20,7 +26,10 @@ use mcp_security::authz::authorize_fn;
 use mcp_security::{Action, Decision, Identity, RequestContext as Cx, SecurityLayer};
 use rmcp::model::*;
 use rmcp::service::{NotificationContext, RequestContext, SubscriptionContext};
-use rmcp::{ClientLifecycleMode, ClientServiceExt, ErrorData as McpError, RoleServer, ServerHandler, ServiceExt};
+use rmcp::{
+    ClientLifecycleMode, ClientServiceExt, ErrorData as McpError, RoleServer, ServerHandler,
+    ServiceExt,
+};
 use serde_json::json;
 
 #[derive(Clone, Default)]
@@ -43,12 +52,19 @@ impl ServerHandler for Canary {
         self.saw("ping");
         Ok(())
     }
-    async fn initialize(&self, request: InitializeRequestParams, context: RequestContext<RoleServer>) -> Result<InitializeResult, McpError> {
+    async fn initialize(
+        &self,
+        request: InitializeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<InitializeResult, McpError> {
         self.saw("initialize");
         context.peer.set_peer_info(request.clone());
         self.negotiate_initialize(&request)
     }
-    fn negotiate_initialize(&self, request: &InitializeRequestParams) -> Result<InitializeResult, McpError> {
+    fn negotiate_initialize(
+        &self,
+        request: &InitializeRequestParams,
+    ) -> Result<InitializeResult, McpError> {
         self.saw("negotiate_initialize");
         let mut info = self.get_info();
         info.protocol_version = request.protocol_version.clone();
@@ -60,37 +76,71 @@ impl ServerHandler for Canary {
     }
     async fn discover(&self, _c: RequestContext<RoleServer>) -> Result<DiscoverResult, McpError> {
         self.saw("discover");
-        Ok(DiscoverResult::from_server_info(ProtocolVersion::KNOWN_VERSIONS.to_vec(), self.get_info()))
+        Ok(DiscoverResult::from_server_info(
+            ProtocolVersion::KNOWN_VERSIONS.to_vec(),
+            self.get_info(),
+        ))
     }
-    async fn complete(&self, _r: CompleteRequestParams, _c: RequestContext<RoleServer>) -> Result<CompleteResult, McpError> {
+    async fn complete(
+        &self,
+        _r: CompleteRequestParams,
+        _c: RequestContext<RoleServer>,
+    ) -> Result<CompleteResult, McpError> {
         self.saw("complete");
         Ok(CompleteResult::default())
     }
-    async fn set_level(&self, _r: SetLevelRequestParams, _c: RequestContext<RoleServer>) -> Result<(), McpError> {
+    async fn set_level(
+        &self,
+        _r: SetLevelRequestParams,
+        _c: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
         self.saw("set_level");
         Ok(())
     }
-    async fn get_prompt(&self, _r: GetPromptRequestParams, _c: RequestContext<RoleServer>) -> Result<GetPromptResponse, McpError> {
+    async fn get_prompt(
+        &self,
+        _r: GetPromptRequestParams,
+        _c: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, McpError> {
         self.saw("get_prompt");
         Ok(GetPromptResult::new(vec![]).into())
     }
-    async fn list_prompts(&self, _r: Option<PaginatedRequestParams>, _c: RequestContext<RoleServer>) -> Result<ListPromptsResult, McpError> {
+    async fn list_prompts(
+        &self,
+        _r: Option<PaginatedRequestParams>,
+        _c: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, McpError> {
         self.saw("list_prompts");
         Ok(ListPromptsResult::default())
     }
-    async fn list_resources(&self, _r: Option<PaginatedRequestParams>, _c: RequestContext<RoleServer>) -> Result<ListResourcesResult, McpError> {
+    async fn list_resources(
+        &self,
+        _r: Option<PaginatedRequestParams>,
+        _c: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, McpError> {
         self.saw("list_resources");
         Ok(ListResourcesResult::default())
     }
-    async fn list_resource_templates(&self, _r: Option<PaginatedRequestParams>, _c: RequestContext<RoleServer>) -> Result<ListResourceTemplatesResult, McpError> {
+    async fn list_resource_templates(
+        &self,
+        _r: Option<PaginatedRequestParams>,
+        _c: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, McpError> {
         self.saw("list_resource_templates");
         Ok(ListResourceTemplatesResult::default())
     }
-    async fn read_resource(&self, r: ReadResourceRequestParams, _c: RequestContext<RoleServer>) -> Result<ReadResourceResponse, McpError> {
+    async fn read_resource(
+        &self,
+        r: ReadResourceRequestParams,
+        _c: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, McpError> {
         self.saw("read_resource");
         Ok(ReadResourceResult::new(vec![ResourceContents::text("x", r.uri)]).into())
     }
-    fn accepted_subscription_filter(&self, requested: &SubscriptionFilter) -> Option<SubscriptionFilter> {
+    fn accepted_subscription_filter(
+        &self,
+        requested: &SubscriptionFilter,
+    ) -> Option<SubscriptionFilter> {
         self.saw("accepted_subscription_filter");
         Some(requested.supported_by(&self.get_info().capabilities))
     }
@@ -98,21 +148,43 @@ impl ServerHandler for Canary {
         self.saw("listen");
         Ok(())
     }
-    async fn subscribe(&self, _r: SubscribeRequestParams, _c: RequestContext<RoleServer>) -> Result<(), McpError> {
+    async fn subscribe(
+        &self,
+        _r: SubscribeRequestParams,
+        _c: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
         self.saw("subscribe");
         Ok(())
     }
-    async fn unsubscribe(&self, _r: UnsubscribeRequestParams, _c: RequestContext<RoleServer>) -> Result<(), McpError> {
+    async fn unsubscribe(
+        &self,
+        _r: UnsubscribeRequestParams,
+        _c: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
         self.saw("unsubscribe");
         Ok(())
     }
-    async fn call_tool(&self, _r: CallToolRequestParams, c: RequestContext<RoleServer>) -> Result<CallToolResponse, McpError> {
+    async fn call_tool(
+        &self,
+        _r: CallToolRequestParams,
+        c: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, McpError> {
         self.saw("call_tool");
         // The identity reaches the inner handler.
-        assert_eq!(c.extensions.get::<Identity>().map(|i| i.host().to_owned()).as_deref(), Some("anonymous"));
+        assert_eq!(
+            c.extensions
+                .get::<Identity>()
+                .map(|i| i.host().to_owned())
+                .as_deref(),
+            Some("anonymous")
+        );
         Ok(CallToolResult::success(vec![]).into())
     }
-    async fn list_tools(&self, _r: Option<PaginatedRequestParams>, _c: RequestContext<RoleServer>) -> Result<ListToolsResult, McpError> {
+    async fn list_tools(
+        &self,
+        _r: Option<PaginatedRequestParams>,
+        _c: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, McpError> {
         self.saw("list_tools");
         Ok(ListToolsResult::default())
     }
@@ -120,14 +192,26 @@ impl ServerHandler for Canary {
         self.saw("get_tool");
         None
     }
-    async fn on_custom_request(&self, _r: CustomRequest, _c: RequestContext<RoleServer>) -> Result<CustomResult, McpError> {
+    async fn on_custom_request(
+        &self,
+        _r: CustomRequest,
+        _c: RequestContext<RoleServer>,
+    ) -> Result<CustomResult, McpError> {
         self.saw("on_custom_request");
         Ok(CustomResult::new(json!({})))
     }
-    async fn on_cancelled(&self, _n: CancelledNotificationParam, _c: NotificationContext<RoleServer>) {
+    async fn on_cancelled(
+        &self,
+        _n: CancelledNotificationParam,
+        _c: NotificationContext<RoleServer>,
+    ) {
         self.saw("on_cancelled");
     }
-    async fn on_progress(&self, _n: ProgressNotificationParam, _c: NotificationContext<RoleServer>) {
+    async fn on_progress(
+        &self,
+        _n: ProgressNotificationParam,
+        _c: NotificationContext<RoleServer>,
+    ) {
         self.saw("on_progress");
     }
     async fn on_initialized(&self, _c: NotificationContext<RoleServer>) {
@@ -136,7 +220,11 @@ impl ServerHandler for Canary {
     async fn on_roots_list_changed(&self, _c: NotificationContext<RoleServer>) {
         self.saw("on_roots_list_changed");
     }
-    async fn on_custom_notification(&self, _n: CustomNotification, _c: NotificationContext<RoleServer>) {
+    async fn on_custom_notification(
+        &self,
+        _n: CustomNotification,
+        _c: NotificationContext<RoleServer>,
+    ) {
         self.saw("on_custom_notification");
     }
     fn get_info(&self) -> ServerConfig {
@@ -152,27 +240,51 @@ impl ServerHandler for Canary {
                 .build(),
         )
     }
-    async fn get_task(&self, _r: GetTaskParams, _c: RequestContext<RoleServer>) -> Result<GetTaskResult, McpError> {
+    async fn get_task(
+        &self,
+        _r: GetTaskParams,
+        _c: RequestContext<RoleServer>,
+    ) -> Result<GetTaskResult, McpError> {
         self.saw("get_task");
         Err(canary_error())
     }
-    async fn update_task(&self, _r: UpdateTaskParams, _c: RequestContext<RoleServer>) -> Result<(), McpError> {
+    async fn update_task(
+        &self,
+        _r: UpdateTaskParams,
+        _c: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
         self.saw("update_task");
         Ok(())
     }
-    async fn cancel_task(&self, _r: CancelTaskParams, _c: RequestContext<RoleServer>) -> Result<(), McpError> {
+    async fn cancel_task(
+        &self,
+        _r: CancelTaskParams,
+        _c: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
         self.saw("cancel_task");
         Ok(())
     }
-    async fn list_skills(&self, _r: Option<PaginatedRequestParams>, _c: RequestContext<RoleServer>) -> Result<ListSkillsResult, McpError> {
+    async fn list_skills(
+        &self,
+        _r: Option<PaginatedRequestParams>,
+        _c: RequestContext<RoleServer>,
+    ) -> Result<ListSkillsResult, McpError> {
         self.saw("list_skills");
         Ok(ListSkillsResult::default())
     }
-    async fn get_skill(&self, _r: GetSkillRequestParams, _c: RequestContext<RoleServer>) -> Result<GetSkillResult, McpError> {
+    async fn get_skill(
+        &self,
+        _r: GetSkillRequestParams,
+        _c: RequestContext<RoleServer>,
+    ) -> Result<GetSkillResult, McpError> {
         self.saw("get_skill");
         Err(canary_error())
     }
-    async fn read_resource_directory(&self, _r: ReadResourceDirectoryRequestParams, _c: RequestContext<RoleServer>) -> Result<ReadResourceDirectoryResult, McpError> {
+    async fn read_resource_directory(
+        &self,
+        _r: ReadResourceDirectoryRequestParams,
+        _c: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceDirectoryResult, McpError> {
         self.saw("read_resource_directory");
         Err(canary_error())
     }
@@ -181,7 +293,9 @@ impl ServerHandler for Canary {
 fn allow_all_layer(audit: Arc<MemorySink>) -> SecurityLayer {
     SecurityLayer::builder()
         .allow_anonymous()
-        .authorizer(authorize_fn(|_: &Identity, _: &Action<'_>, _: &Cx| Decision::Allow(None)))
+        .authorizer(authorize_fn(|_: &Identity, _: &Action<'_>, _: &Cx| {
+            Decision::Allow(None)
+        }))
         .audit_sink_arc(audit)
         .build()
         .unwrap()
@@ -211,34 +325,87 @@ async fn every_server_handler_method_is_forwarded() {
     let cx = |id: i64| RequestContext::new(NumberOrString::Number(1000 + id), peer.clone());
 
     // Notifications, through the real client.
-    client.notify_cancelled(from(json!({"requestId": 99, "reason": "test"}))).await.unwrap();
-    client.notify_progress(from(json!({"progressToken": "t", "progress": 1.0}))).await.unwrap();
+    client
+        .notify_cancelled(from(json!({"requestId": 99, "reason": "test"})))
+        .await
+        .unwrap();
+    client
+        .notify_progress(from(json!({"progressToken": "t", "progress": 1.0})))
+        .await
+        .unwrap();
     client.notify_roots_list_changed().await.unwrap();
     client
-        .send_notification(ClientNotification::CustomNotification(CustomNotification::new("notifications/custom", None)))
+        .send_notification(ClientNotification::CustomNotification(
+            CustomNotification::new("notifications/custom", None),
+        ))
         .await
         .unwrap();
 
     // Every request method, directly on the wrapper, with a live peer.
     secure.ping(cx(1)).await.unwrap();
     secure.complete(from(json!({"ref": {"type": "ref/prompt", "name": "p"}, "argument": {"name": "a", "value": "b"}})), cx(2)).await.unwrap();
-    secure.set_level(SetLevelRequestParams::new(LoggingLevel::Info), cx(3)).await.unwrap();
-    secure.get_prompt(GetPromptRequestParams::new("p"), cx(4)).await.unwrap();
+    secure
+        .set_level(SetLevelRequestParams::new(LoggingLevel::Info), cx(3))
+        .await
+        .unwrap();
+    secure
+        .get_prompt(GetPromptRequestParams::new("p"), cx(4))
+        .await
+        .unwrap();
     secure.list_prompts(None, cx(5)).await.unwrap();
     secure.list_resources(None, cx(6)).await.unwrap();
     secure.list_resource_templates(None, cx(7)).await.unwrap();
-    secure.read_resource(ReadResourceRequestParams::new("file:///x"), cx(8)).await.unwrap();
-    secure.subscribe(SubscribeRequestParams::new("file:///x"), cx(9)).await.unwrap();
-    secure.unsubscribe(from(json!({"uri": "file:///x"})), cx(10)).await.unwrap();
-    secure.call_tool(CallToolRequestParams::new("t"), cx(11)).await.unwrap();
+    secure
+        .read_resource(ReadResourceRequestParams::new("file:///x"), cx(8))
+        .await
+        .unwrap();
+    secure
+        .subscribe(SubscribeRequestParams::new("file:///x"), cx(9))
+        .await
+        .unwrap();
+    secure
+        .unsubscribe(from(json!({"uri": "file:///x"})), cx(10))
+        .await
+        .unwrap();
+    secure
+        .call_tool(CallToolRequestParams::new("t"), cx(11))
+        .await
+        .unwrap();
     secure.list_tools(None, cx(12)).await.unwrap();
-    secure.on_custom_request(CustomRequest::new("custom/thing", None), cx(13)).await.unwrap();
-    assert!(secure.get_task(GetTaskParams::new("task-1"), cx(14)).await.is_err());
-    secure.update_task(UpdateTaskParams::new("task-1", Default::default()), cx(15)).await.unwrap();
-    secure.cancel_task(CancelTaskParams::new("task-1"), cx(16)).await.unwrap();
+    secure
+        .on_custom_request(CustomRequest::new("custom/thing", None), cx(13))
+        .await
+        .unwrap();
+    assert!(
+        secure
+            .get_task(GetTaskParams::new("task-1"), cx(14))
+            .await
+            .is_err()
+    );
+    secure
+        .update_task(UpdateTaskParams::new("task-1", Default::default()), cx(15))
+        .await
+        .unwrap();
+    secure
+        .cancel_task(CancelTaskParams::new("task-1"), cx(16))
+        .await
+        .unwrap();
     secure.list_skills(None, cx(17)).await.unwrap();
-    assert!(secure.get_skill(GetSkillRequestParams::new("skill://x"), cx(18)).await.is_err());
-    assert!(secure.read_resource_directory(ReadResourceDirectoryRequestParams::new("file:///d/"), cx(19)).await.is_err());
+    assert!(
+        secure
+            .get_skill(GetSkillRequestParams::new("skill://x"), cx(18))
+            .await
+            .is_err()
+    );
+    assert!(
+        secure
+            .read_resource_directory(
+                ReadResourceDirectoryRequestParams::new("file:///d/"),
+                cx(19)
+            )
+            .await
+            .is_err()
+    );
     assert!(secure.get_tool("t").is_none());
     assert!(secure.supported_protocol_versions().len() > 1);
     client.cancel().await.unwrap();
@@ -252,10 +419,18 @@ async fn every_server_handler_method_is_forwarded() {
         }
     });
     let modern = ()
-        .serve_with_lifecycle(client_io, ClientLifecycleMode::Discover { preferred_versions: vec![ProtocolVersion::V_2026_07_28] })
+        .serve_with_lifecycle(
+            client_io,
+            ClientLifecycleMode::Discover {
+                preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+            },
+        )
         .await
         .unwrap();
-    let mut sub = modern.listen(SubscriptionFilter::builder().tools_list_changed().build()).await.unwrap();
+    let mut sub = modern
+        .listen(SubscriptionFilter::builder().tools_list_changed().build())
+        .await
+        .unwrap();
     let _ = tokio::time::timeout(Duration::from_secs(5), sub.next()).await;
     modern.cancel().await.unwrap();
 
@@ -270,16 +445,33 @@ async fn every_server_handler_method_is_forwarded() {
     let seen = canary.seen.lock().unwrap().clone();
     let missing: Vec<_> = want.difference(&seen).collect();
     let extra: Vec<_> = seen.difference(&want).collect();
-    assert!(missing.is_empty() && extra.is_empty(), "not forwarded: {missing:?}; unexpected: {extra:?}");
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "not forwarded: {missing:?}; unexpected: {extra:?}"
+    );
 
     // Every gated call was audited, handler errors included.
     let records = audit.records();
-    let methods: BTreeSet<String> = records.iter().filter_map(|r| r["method"].as_str().map(str::to_owned)).collect();
-    for m in ["initialize", "ping", "tools/call", "tasks/get", "subscriptions/listen", "server/discover", "notifications/custom"] {
+    let methods: BTreeSet<String> = records
+        .iter()
+        .filter_map(|r| r["method"].as_str().map(str::to_owned))
+        .collect();
+    for m in [
+        "initialize",
+        "ping",
+        "tools/call",
+        "tasks/get",
+        "subscriptions/listen",
+        "server/discover",
+        "notifications/custom",
+    ] {
         assert!(methods.contains(m), "no audit record for {m}: {methods:?}");
     }
     let task = records.iter().find(|r| r["method"] == "tasks/get").unwrap();
-    assert_eq!((task["outcome"].as_str(), task["error_code"].as_i64()), (Some("error"), Some(-32603)));
+    assert_eq!(
+        (task["outcome"].as_str(), task["error_code"].as_i64()),
+        (Some("error"), Some(-32603))
+    );
 }
 
 /// The rmcp version Cargo.lock resolved.
@@ -289,7 +481,10 @@ fn locked_rmcp_version() -> String {
     while let Some(line) = lines.next() {
         if line.trim() == "name = \"rmcp\"" {
             let version = lines.next().unwrap().trim();
-            return version.trim_start_matches("version = ").trim_matches('"').to_owned();
+            return version
+                .trim_start_matches("version = ")
+                .trim_matches('"')
+                .to_owned();
         }
     }
     panic!("rmcp is not in Cargo.lock");
@@ -307,18 +502,33 @@ fn rmcp_server_handler_methods() -> BTreeSet<String> {
     let src = std::fs::read_dir(&registry)
         .unwrap()
         .filter_map(Result::ok)
-        .map(|index| index.path().join(format!("rmcp-{version}/src/handler/server.rs")))
+        .map(|index| {
+            index
+                .path()
+                .join(format!("rmcp-{version}/src/handler/server.rs"))
+        })
         .find(|p| p.exists())
-        .unwrap_or_else(|| panic!("rmcp {version} source not found under {}", registry.display()));
+        .unwrap_or_else(|| {
+            panic!(
+                "rmcp {version} source not found under {}",
+                registry.display()
+            )
+        });
     let src = std::fs::read_to_string(src).unwrap();
-    let start = src.find("macro_rules! server_handler_methods").expect("rmcp declares its methods in server_handler_methods!");
+    let start = src
+        .find("macro_rules! server_handler_methods")
+        .expect("rmcp declares its methods in server_handler_methods!");
     let body = &src[start..];
     // The macro body ends where the trait that expands it begins.
     let end = body.find("pub trait ServerHandler").unwrap_or(body.len());
     let mut names = BTreeSet::new();
     for line in body[..end].lines() {
         if let Some(rest) = line.trim_start().strip_prefix("fn ") {
-            names.insert(rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect());
+            names.insert(
+                rest.chars()
+                    .take_while(|c| c.is_alphanumeric() || *c == '_')
+                    .collect(),
+            );
         }
     }
     names
@@ -328,6 +538,12 @@ fn rmcp_server_handler_methods() -> BTreeSet<String> {
 fn forwarded_methods_match_the_rmcp_in_cargo_lock() {
     let declared = rmcp_server_handler_methods();
     let forwarded: BTreeSet<String> = FORWARDED_METHODS.iter().map(|s| (*s).to_owned()).collect();
-    assert!(declared.len() >= 30, "parsed too few methods from rmcp: {declared:?}");
-    assert_eq!(declared, forwarded, "rmcp's ServerHandler methods changed: update SecureServer and FORWARDED_METHODS");
+    assert!(
+        declared.len() >= 30,
+        "parsed too few methods from rmcp: {declared:?}"
+    );
+    assert_eq!(
+        declared, forwarded,
+        "rmcp's ServerHandler methods changed: update SecureServer and FORWARDED_METHODS"
+    );
 }

@@ -2,7 +2,11 @@
 //! benchmarks: a real rmcp `ServerHandler` with tools, resources and a prompt whose results
 //! carry personal data, so that every stage of the layer has something to do.
 
-#![allow(dead_code, unreachable_pub, reason = "each user (example, test, bench) uses a different part")]
+#![allow(
+    dead_code,
+    unreachable_pub,
+    reason = "each user (example, test, bench) uses a different part"
+)]
 
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
@@ -10,10 +14,10 @@ use std::path::Path;
 
 use mcp_security::Identity;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, GetPromptRequestParams, GetPromptResponse,
-    GetPromptResult, ListPromptsResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams, Prompt, PromptMessage,
-    ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, Resource, ResourceContents, Role,
-    ServerCapabilities, ServerConfig, Tool,
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, GetPromptRequestParams,
+    GetPromptResponse, GetPromptResult, ListPromptsResult, ListResourcesResult, ListToolsResult,
+    PaginatedRequestParams, Prompt, PromptMessage, ReadResourceRequestParams, ReadResourceResponse,
+    ReadResourceResult, Resource, ResourceContents, Role, ServerCapabilities, ServerConfig, Tool,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
@@ -31,23 +35,45 @@ fn schema(props: serde_json::Value) -> serde_json::Map<String, serde_json::Value
 
 pub fn demo_tools() -> Vec<Tool> {
     vec![
-        Tool::new("echo", "Echo the text back", schema(serde_json::json!({"text": {"type": "string"}}))),
-        Tool::new("who_am_i", "Say which host is calling", schema(serde_json::json!({}))),
+        Tool::new(
+            "echo",
+            "Echo the text back",
+            schema(serde_json::json!({"text": {"type": "string"}})),
+        ),
+        Tool::new(
+            "who_am_i",
+            "Say which host is calling",
+            schema(serde_json::json!({})),
+        ),
         Tool::new(
             "query_database",
             "Run a read-only query",
             schema(serde_json::json!({"query": {"type": "string"}, "limit": {"type": "integer"}})),
         ),
-        Tool::new("delete_all_data", "Delete everything", schema(serde_json::json!({}))),
+        Tool::new(
+            "delete_all_data",
+            "Delete everything",
+            schema(serde_json::json!({})),
+        ),
     ]
 }
 
 impl ServerHandler for DemoServer {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().enable_resources().enable_prompts().build())
+        ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_resources()
+                .enable_prompts()
+                .build(),
+        )
     }
 
-    async fn list_tools(&self, _r: Option<PaginatedRequestParams>, _c: RequestContext<RoleServer>) -> Result<ListToolsResult, McpError> {
+    async fn list_tools(
+        &self,
+        _r: Option<PaginatedRequestParams>,
+        _c: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, McpError> {
         Ok(ListToolsResult::with_all_items(demo_tools()))
     }
 
@@ -55,8 +81,20 @@ impl ServerHandler for DemoServer {
         demo_tools().into_iter().find(|t| t.name == name)
     }
 
-    async fn call_tool(&self, request: CallToolRequestParams, context: RequestContext<RoleServer>) -> Result<CallToolResponse, McpError> {
-        let arg = |k: &str| request.arguments.as_ref().and_then(|a| a.get(k)).and_then(|v| v.as_str()).unwrap_or_default().to_owned();
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, McpError> {
+        let arg = |k: &str| {
+            request
+                .arguments
+                .as_ref()
+                .and_then(|a| a.get(k))
+                .and_then(|v| v.as_str())
+                .unwrap_or_default()
+                .to_owned()
+        };
         let text = match &*request.name {
             "echo" => arg("text"),
             "who_am_i" => match context.extensions.get::<Identity>() {
@@ -73,14 +111,22 @@ impl ServerHandler for DemoServer {
         Ok(CallToolResult::success(vec![ContentBlock::text(text)]).into())
     }
 
-    async fn list_resources(&self, _r: Option<PaginatedRequestParams>, _c: RequestContext<RoleServer>) -> Result<ListResourcesResult, McpError> {
+    async fn list_resources(
+        &self,
+        _r: Option<PaginatedRequestParams>,
+        _c: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, McpError> {
         Ok(ListResourcesResult::with_all_items(vec![
             Resource::new("file:///srv/data/report.csv", "report"),
             Resource::new("file:///etc/passwd", "passwd"),
         ]))
     }
 
-    async fn read_resource(&self, request: ReadResourceRequestParams, _c: RequestContext<RoleServer>) -> Result<ReadResourceResponse, McpError> {
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        _c: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, McpError> {
         let body = if request.uri == "file:///etc/passwd" {
             "root:x:0:0:root:/root:/bin/bash".to_owned()
         } else {
@@ -89,12 +135,28 @@ impl ServerHandler for DemoServer {
         Ok(ReadResourceResult::new(vec![ResourceContents::text(body, request.uri)]).into())
     }
 
-    async fn list_prompts(&self, _r: Option<PaginatedRequestParams>, _c: RequestContext<RoleServer>) -> Result<ListPromptsResult, McpError> {
-        Ok(ListPromptsResult::with_all_items(vec![Prompt::new("summarize", Some("Summarize a report"), None)]))
+    async fn list_prompts(
+        &self,
+        _r: Option<PaginatedRequestParams>,
+        _c: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, McpError> {
+        Ok(ListPromptsResult::with_all_items(vec![Prompt::new(
+            "summarize",
+            Some("Summarize a report"),
+            None,
+        )]))
     }
 
-    async fn get_prompt(&self, _r: GetPromptRequestParams, _c: RequestContext<RoleServer>) -> Result<GetPromptResponse, McpError> {
-        Ok(GetPromptResult::new(vec![PromptMessage::new_text(Role::User, "Summarize; escalate to boss@example.com")]).into())
+    async fn get_prompt(
+        &self,
+        _r: GetPromptRequestParams,
+        _c: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, McpError> {
+        Ok(GetPromptResult::new(vec![PromptMessage::new_text(
+            Role::User,
+            "Summarize; escalate to boss@example.com",
+        )])
+        .into())
     }
 }
 
@@ -131,7 +193,10 @@ impl DemoKeys {
 
 fn sha256_hex(s: &str) -> String {
     use sha2::Digest;
-    sha2::Sha256::digest(s.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+    sha2::Sha256::digest(s.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// The demo policy, with the keys' hashes and the audit path filled in.

@@ -8,7 +8,7 @@ use ipnet::IpNet;
 use sha2::{Digest, Sha256};
 use subtle::{Choice, ConstantTimeEq};
 
-use super::{AuthnError, Authenticator};
+use super::{Authenticator, AuthnError};
 use crate::context::{AuthMethod, Identity, RequestContext};
 
 /// A hex SHA-256 digest that is not 64 hex characters.
@@ -32,7 +32,10 @@ impl ApiKeyEntry {
     /// # Errors
     /// [`KeyHashError`] when `hex` is not 64 hexadecimal characters.
     pub fn from_sha256_hex(host: &str, hex: &str) -> Result<Self, KeyHashError> {
-        Ok(Self::from_hash(host, crate::hex::parse_sha256(hex).ok_or(KeyHashError)?))
+        Ok(Self::from_hash(
+            host,
+            crate::hex::parse_sha256(hex).ok_or(KeyHashError)?,
+        ))
     }
 
     /// An entry for `host` from the key itself; only the hash is kept.
@@ -63,7 +66,10 @@ impl ApiKeyEntry {
     }
 
     /// Scopes granted to the key.
-    pub fn with_scopes<S: Into<std::sync::Arc<str>>>(mut self, scopes: impl IntoIterator<Item = S>) -> Self {
+    pub fn with_scopes<S: Into<std::sync::Arc<str>>>(
+        mut self,
+        scopes: impl IntoIterator<Item = S>,
+    ) -> Self {
         self.identity = self.identity.with_scopes(scopes);
         self
     }
@@ -92,7 +98,9 @@ pub struct ApiKeyAuthenticator {
 impl ApiKeyAuthenticator {
     /// An authenticator accepting `entries`.
     pub fn new(entries: impl IntoIterator<Item = ApiKeyEntry>) -> Self {
-        ApiKeyAuthenticator { entries: entries.into_iter().collect() }
+        ApiKeyAuthenticator {
+            entries: entries.into_iter().collect(),
+        }
     }
 
     /// The hosts with a key, in policy order.
@@ -112,7 +120,10 @@ fn ip_allowed(nets: &[IpNet], addr: Option<IpAddr>) -> bool {
 #[async_trait]
 impl Authenticator for ApiKeyAuthenticator {
     async fn authenticate(&self, cx: &RequestContext) -> Result<Identity, AuthnError> {
-        let key = cx.credentials().api_key_secret().ok_or(AuthnError::Missing)?;
+        let key = cx
+            .credentials()
+            .api_key_secret()
+            .ok_or(AuthnError::Missing)?;
         let presented = sha256(key.expose().as_bytes());
         let mut found: Option<&ApiKeyEntry> = None;
         for entry in &self.entries {
@@ -152,9 +163,14 @@ mod tests {
     #[test]
     fn entry_from_hex_hash() {
         let hex = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
-        let auth = ApiKeyAuthenticator::new([ApiKeyEntry::from_sha256_hex("t", hex).unwrap_or_else(|e| unreachable!("{e}"))]);
+        let auth = ApiKeyAuthenticator::new([
+            ApiKeyEntry::from_sha256_hex("t", hex).unwrap_or_else(|e| unreachable!("{e}"))
+        ]);
         assert!(block_on(auth.authenticate(&cx("test"))).is_ok());
-        assert_eq!(ApiKeyEntry::from_sha256_hex("t", "abc").err(), Some(KeyHashError));
+        assert_eq!(
+            ApiKeyEntry::from_sha256_hex("t", "abc").err(),
+            Some(KeyHashError)
+        );
     }
 
     #[test]
@@ -163,16 +179,37 @@ mod tests {
         let auth = ApiKeyAuthenticator::new([
             ApiKeyEntry::from_key("a", "key-a"),
             ApiKeyEntry::from_key("old", "key-old").with_expires(past),
-            ApiKeyEntry::from_key("lan", "key-lan").with_allowed_ips(["10.0.0.0/8".parse().unwrap_or_else(|_| unreachable!())]),
+            ApiKeyEntry::from_key("lan", "key-lan")
+                .with_allowed_ips(["10.0.0.0/8".parse().unwrap_or_else(|_| unreachable!())]),
         ]);
-        assert_eq!(block_on(auth.authenticate(&cx("key-a"))).map(|i| i.host().to_owned()), Ok("a".to_owned()));
-        assert_eq!(block_on(auth.authenticate(&cx("nope"))).err(), Some(AuthnError::Invalid));
-        assert_eq!(block_on(auth.authenticate(&RequestContext::new(Transport::Stdio))).err(), Some(AuthnError::Missing));
-        assert_eq!(block_on(auth.authenticate(&cx("key-old"))).err(), Some(AuthnError::Expired));
-        assert_eq!(block_on(auth.authenticate(&cx("key-lan"))).err(), Some(AuthnError::AddressNotAllowed));
-        let from_lan = cx("key-lan").with_peer_addr("10.1.2.3".parse().unwrap_or_else(|_| unreachable!()));
+        assert_eq!(
+            block_on(auth.authenticate(&cx("key-a"))).map(|i| i.host().to_owned()),
+            Ok("a".to_owned())
+        );
+        assert_eq!(
+            block_on(auth.authenticate(&cx("nope"))).err(),
+            Some(AuthnError::Invalid)
+        );
+        assert_eq!(
+            block_on(auth.authenticate(&RequestContext::new(Transport::Stdio))).err(),
+            Some(AuthnError::Missing)
+        );
+        assert_eq!(
+            block_on(auth.authenticate(&cx("key-old"))).err(),
+            Some(AuthnError::Expired)
+        );
+        assert_eq!(
+            block_on(auth.authenticate(&cx("key-lan"))).err(),
+            Some(AuthnError::AddressNotAllowed)
+        );
+        let from_lan =
+            cx("key-lan").with_peer_addr("10.1.2.3".parse().unwrap_or_else(|_| unreachable!()));
         assert!(block_on(auth.authenticate(&from_lan)).is_ok());
-        let from_wan = cx("key-lan").with_peer_addr("192.0.2.1".parse().unwrap_or_else(|_| unreachable!()));
-        assert_eq!(block_on(auth.authenticate(&from_wan)).err(), Some(AuthnError::AddressNotAllowed));
+        let from_wan =
+            cx("key-lan").with_peer_addr("192.0.2.1".parse().unwrap_or_else(|_| unreachable!()));
+        assert_eq!(
+            block_on(auth.authenticate(&from_wan)).err(),
+            Some(AuthnError::AddressNotAllowed)
+        );
     }
 }

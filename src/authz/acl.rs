@@ -26,7 +26,11 @@ impl HostSet {
     /// Only the named hosts; `"*"` among them means any.
     pub fn only<S: AsRef<str>>(hosts: impl IntoIterator<Item = S>) -> Self {
         let hosts: Vec<Arc<str>> = hosts.into_iter().map(|h| Arc::from(h.as_ref())).collect();
-        if hosts.iter().any(|h| &**h == "*") { HostSet::Any } else { HostSet::Only(hosts) }
+        if hosts.iter().any(|h| &**h == "*") {
+            HostSet::Any
+        } else {
+            HostSet::Only(hosts)
+        }
     }
 
     fn contains(&self, host: &str) -> bool {
@@ -56,7 +60,10 @@ impl Glob {
             return Err(GlobError("pattern is empty"));
         }
         if !pattern.contains(['*', '?']) {
-            return Ok(Glob { literal: Some(pattern.into()), regex: None });
+            return Ok(Glob {
+                literal: Some(pattern.into()),
+                regex: None,
+            });
         }
         let mut re = String::with_capacity(pattern.len() * 2 + 4);
         re.push_str("^(?s:");
@@ -74,7 +81,10 @@ impl Glob {
         }
         re.push_str(")$");
         let regex = Regex::new(&re).map_err(|_| GlobError("pattern does not compile"))?;
-        Ok(Glob { literal: None, regex: Some(regex) })
+        Ok(Glob {
+            literal: None,
+            regex: Some(regex),
+        })
     }
 
     fn matches(&self, s: &str) -> bool {
@@ -97,7 +107,11 @@ pub struct ToolRule {
 impl ToolRule {
     /// Allows `hosts` to call the tool `name` (a glob: `"files_*"`).
     pub fn new(name: impl Into<String>, hosts: HostSet) -> Self {
-        ToolRule { id: None, name: name.into(), hosts }
+        ToolRule {
+            id: None,
+            name: name.into(),
+            hosts,
+        }
     }
 
     /// Names the rule in audit records (default `tools[<index>]`).
@@ -129,11 +143,19 @@ pub struct ResourceRule {
 impl ResourceRule {
     /// Allows `hosts` to read resources matching `uri` (`"file:///srv/data/**"`).
     pub fn new(uri: impl Into<String>, hosts: HostSet) -> Self {
-        ResourceRule { id: None, uri: uri.into(), hosts, permissions: vec![ResourcePermission::Read] }
+        ResourceRule {
+            id: None,
+            uri: uri.into(),
+            hosts,
+            permissions: vec![ResourcePermission::Read],
+        }
     }
 
     /// Sets the permitted operations (default: read only).
-    pub fn with_permissions(mut self, permissions: impl IntoIterator<Item = ResourcePermission>) -> Self {
+    pub fn with_permissions(
+        mut self,
+        permissions: impl IntoIterator<Item = ResourcePermission>,
+    ) -> Self {
         self.permissions = permissions.into_iter().collect();
         self
     }
@@ -156,7 +178,11 @@ pub struct PromptRule {
 impl PromptRule {
     /// Allows `hosts` to get the prompt `name` (a glob).
     pub fn new(name: impl Into<String>, hosts: HostSet) -> Self {
-        PromptRule { id: None, name: name.into(), hosts }
+        PromptRule {
+            id: None,
+            name: name.into(),
+            hosts,
+        }
     }
 
     /// Names the rule in audit records (default `prompts[<index>]`).
@@ -233,7 +259,9 @@ impl AclBuilder {
             .enumerate()
             .map(|(i, r)| {
                 Ok(Compiled {
-                    id: r.id.unwrap_or_else(|| RuleId::new(format!("resources[{i}]"))),
+                    id: r
+                        .id
+                        .unwrap_or_else(|| RuleId::new(format!("resources[{i}]"))),
                     pattern: Glob::new(&r.uri)?,
                     hosts: r.hosts,
                     extra: r.permissions,
@@ -253,7 +281,12 @@ impl AclBuilder {
                 })
             })
             .collect::<Result<_, GlobError>>()?;
-        Ok(AclAuthorizer { tools, resources, prompts, methods: self.methods })
+        Ok(AclAuthorizer {
+            tools,
+            resources,
+            prompts,
+            methods: self.methods,
+        })
     }
 }
 
@@ -283,20 +316,37 @@ impl AclAuthorizer {
     }
 
     fn named<E>(rules: &[Compiled<E>], host: &str, name: &str, what: &'static str) -> Decision {
-        match rules.iter().find(|r| r.pattern.matches(name) && r.hosts.contains(host)) {
+        match rules
+            .iter()
+            .find(|r| r.pattern.matches(name) && r.hosts.contains(host))
+        {
             Some(r) => Decision::Allow(Some(r.id.clone())),
-            None => Decision::Deny(Denial::new(Stage::Authorization, DenyKind::NotFound, what).with_rule(DEFAULT_DENY)),
+            None => Decision::Deny(
+                Denial::new(Stage::Authorization, DenyKind::NotFound, what).with_rule(DEFAULT_DENY),
+            ),
         }
     }
 
     fn resource(&self, host: &str, uri: &str, need: ResourcePermission) -> Decision {
-        let hidden =
-            || Decision::Deny(Denial::new(Stage::Authorization, DenyKind::NotFound, "resource not found").with_rule(DEFAULT_DENY));
+        let hidden = || {
+            Decision::Deny(
+                Denial::new(
+                    Stage::Authorization,
+                    DenyKind::NotFound,
+                    "resource not found",
+                )
+                .with_rule(DEFAULT_DENY),
+            )
+        };
         if !is_plain_uri(uri) {
             return hidden();
         }
         let mut visible: Option<&RuleId> = None;
-        for rule in self.resources.iter().filter(|r| r.pattern.matches(uri) && r.hosts.contains(host)) {
+        for rule in self
+            .resources
+            .iter()
+            .filter(|r| r.pattern.matches(uri) && r.hosts.contains(host))
+        {
             if rule.extra.contains(&need) {
                 return Decision::Allow(Some(rule.id.clone()));
             }
@@ -305,8 +355,12 @@ impl AclAuthorizer {
         match visible {
             // The caller may see the resource, so say plainly that this operation is refused.
             Some(id) => Decision::Deny(
-                Denial::new(Stage::Authorization, DenyKind::Forbidden, "operation not permitted on this resource")
-                    .with_rule(id.clone()),
+                Denial::new(
+                    Stage::Authorization,
+                    DenyKind::Forbidden,
+                    "operation not permitted on this resource",
+                )
+                .with_rule(id.clone()),
             ),
             None => hidden(),
         }
@@ -320,7 +374,9 @@ fn is_plain_uri(uri: &str) -> bool {
         return false;
     }
     let lower_has = |needle: &str| {
-        uri.as_bytes().windows(needle.len()).any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
+        uri.as_bytes()
+            .windows(needle.len())
+            .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
     };
     if lower_has("%2e") || lower_has("%2f") || lower_has("%5c") || lower_has("%00") {
         return false;
@@ -340,22 +396,40 @@ fn is_protocol_notification(method: &str) -> bool {
 }
 
 impl Authorizer for AclAuthorizer {
-    fn authorize(&self, identity: &Identity, action: &Action<'_>, _cx: &RequestContext) -> Decision {
+    fn authorize(
+        &self,
+        identity: &Identity,
+        action: &Action<'_>,
+        _cx: &RequestContext,
+    ) -> Decision {
         let host = identity.host();
         match *action {
             Action::Initialize | Action::Ping | Action::List(_) => Decision::Allow(Some(PROTOCOL)),
             Action::CallTool { name, .. } => Self::named(&self.tools, host, name, "tool not found"),
-            Action::GetPrompt { name, .. } => Self::named(&self.prompts, host, name, "prompt not found"),
+            Action::GetPrompt { name, .. } => {
+                Self::named(&self.prompts, host, name, "prompt not found")
+            }
             Action::ReadResource { uri } => self.resource(host, uri, ResourcePermission::Read),
-            Action::SubscribeResource { uri, .. } => self.resource(host, uri, ResourcePermission::Subscribe),
-            Action::Notification { method } if is_protocol_notification(method) => Decision::Allow(Some(PROTOCOL)),
-            Action::Other { method: "server/discover" } => Decision::Allow(Some(PROTOCOL)),
+            Action::SubscribeResource { uri, .. } => {
+                self.resource(host, uri, ResourcePermission::Subscribe)
+            }
+            Action::Notification { method } if is_protocol_notification(method) => {
+                Decision::Allow(Some(PROTOCOL))
+            }
+            Action::Other {
+                method: "server/discover",
+            } => Decision::Allow(Some(PROTOCOL)),
             Action::Notification { method } | Action::Other { method } => {
                 if self.methods.iter().any(|m| m == method) {
                     Decision::Allow(Some(RuleId::from_static("authorization.allow_methods")))
                 } else {
                     Decision::Deny(
-                        Denial::new(Stage::Authorization, DenyKind::Forbidden, "method not allowed").with_rule(DEFAULT_DENY),
+                        Denial::new(
+                            Stage::Authorization,
+                            DenyKind::Forbidden,
+                            "method not allowed",
+                        )
+                        .with_rule(DEFAULT_DENY),
                     )
                 }
             }
@@ -370,9 +444,15 @@ mod tests {
 
     fn acl() -> AclAuthorizer {
         let built = AclAuthorizer::builder()
-            .tool(ToolRule::new("query_database", HostSet::only(["analytics-bot"])))
+            .tool(ToolRule::new(
+                "query_database",
+                HostSet::only(["analytics-bot"]),
+            ))
             .tool(ToolRule::new("files_*", HostSet::only(["*"])))
-            .resource(ResourceRule::new("file:///srv/data/**", HostSet::only(["analytics-bot"])))
+            .resource(ResourceRule::new(
+                "file:///srv/data/**",
+                HostSet::only(["analytics-bot"]),
+            ))
             .resource(
                 ResourceRule::new("file:///srv/feeds/*", HostSet::Any)
                     .with_permissions([ResourcePermission::Read, ResourcePermission::Subscribe]),
@@ -382,36 +462,161 @@ mod tests {
     }
 
     fn decide(host: &str, action: Action<'_>) -> Decision {
-        acl().authorize(&Identity::new(host), &action, &RequestContext::new(Transport::Stdio))
+        acl().authorize(
+            &Identity::new(host),
+            &action,
+            &RequestContext::new(Transport::Stdio),
+        )
     }
 
     #[test]
     fn tools_are_denied_by_default_and_hidden() {
-        assert!(decide("analytics-bot", Action::CallTool { name: "query_database", arguments: None }).is_allow());
-        let d = decide("limited", Action::CallTool { name: "query_database", arguments: None });
+        assert!(
+            decide(
+                "analytics-bot",
+                Action::CallTool {
+                    name: "query_database",
+                    arguments: None
+                }
+            )
+            .is_allow()
+        );
+        let d = decide(
+            "limited",
+            Action::CallTool {
+                name: "query_database",
+                arguments: None,
+            },
+        );
         assert!(matches!(d, Decision::Deny(ref x) if x.kind() == DenyKind::NotFound));
-        assert!(!decide("analytics-bot", Action::CallTool { name: "delete_all_data", arguments: None }).is_allow());
-        assert!(decide("anyone", Action::CallTool { name: "files_list", arguments: None }).is_allow());
-        assert!(!decide("anyone", Action::CallTool { name: "files_x/y", arguments: None }).is_allow());
+        assert!(
+            !decide(
+                "analytics-bot",
+                Action::CallTool {
+                    name: "delete_all_data",
+                    arguments: None
+                }
+            )
+            .is_allow()
+        );
+        assert!(
+            decide(
+                "anyone",
+                Action::CallTool {
+                    name: "files_list",
+                    arguments: None
+                }
+            )
+            .is_allow()
+        );
+        assert!(
+            !decide(
+                "anyone",
+                Action::CallTool {
+                    name: "files_x/y",
+                    arguments: None
+                }
+            )
+            .is_allow()
+        );
     }
 
     #[test]
     fn resources_match_globs_and_refuse_traversal() {
-        assert!(decide("analytics-bot", Action::ReadResource { uri: "file:///srv/data/a/b.csv" }).is_allow());
-        assert!(!decide("analytics-bot", Action::ReadResource { uri: "file:///etc/passwd" }).is_allow());
-        assert!(!decide("analytics-bot", Action::ReadResource { uri: "file:///srv/data/../../etc/passwd" }).is_allow());
-        assert!(!decide("analytics-bot", Action::ReadResource { uri: "file:///srv/data/%2e%2e/x" }).is_allow());
-        assert!(!decide("limited", Action::ReadResource { uri: "file:///srv/data/a" }).is_allow());
-        let sub = decide("analytics-bot", Action::SubscribeResource { uri: "file:///srv/data/a", unsubscribe: false });
+        assert!(
+            decide(
+                "analytics-bot",
+                Action::ReadResource {
+                    uri: "file:///srv/data/a/b.csv"
+                }
+            )
+            .is_allow()
+        );
+        assert!(
+            !decide(
+                "analytics-bot",
+                Action::ReadResource {
+                    uri: "file:///etc/passwd"
+                }
+            )
+            .is_allow()
+        );
+        assert!(
+            !decide(
+                "analytics-bot",
+                Action::ReadResource {
+                    uri: "file:///srv/data/../../etc/passwd"
+                }
+            )
+            .is_allow()
+        );
+        assert!(
+            !decide(
+                "analytics-bot",
+                Action::ReadResource {
+                    uri: "file:///srv/data/%2e%2e/x"
+                }
+            )
+            .is_allow()
+        );
+        assert!(
+            !decide(
+                "limited",
+                Action::ReadResource {
+                    uri: "file:///srv/data/a"
+                }
+            )
+            .is_allow()
+        );
+        let sub = decide(
+            "analytics-bot",
+            Action::SubscribeResource {
+                uri: "file:///srv/data/a",
+                unsubscribe: false,
+            },
+        );
         assert!(matches!(sub, Decision::Deny(ref x) if x.kind() == DenyKind::Forbidden));
-        assert!(decide("x", Action::SubscribeResource { uri: "file:///srv/feeds/a", unsubscribe: false }).is_allow());
+        assert!(
+            decide(
+                "x",
+                Action::SubscribeResource {
+                    uri: "file:///srv/feeds/a",
+                    unsubscribe: false
+                }
+            )
+            .is_allow()
+        );
     }
 
     #[test]
     fn protocol_methods_allowed_others_denied() {
         assert!(decide("x", Action::Ping).is_allow());
-        assert!(decide("x", Action::Notification { method: "notifications/cancelled" }).is_allow());
-        assert!(!decide("x", Action::Other { method: "logging/setLevel" }).is_allow());
-        assert!(!decide("x", Action::Notification { method: "notifications/custom" }).is_allow());
+        assert!(
+            decide(
+                "x",
+                Action::Notification {
+                    method: "notifications/cancelled"
+                }
+            )
+            .is_allow()
+        );
+        assert!(
+            !decide(
+                "x",
+                Action::Other {
+                    method: "logging/setLevel"
+                }
+            )
+            .is_allow()
+        );
+        assert!(
+            !decide(
+                "x",
+                Action::Notification {
+                    method: "notifications/custom"
+                }
+            )
+            .is_allow()
+        );
     }
 }

@@ -19,7 +19,10 @@
 
 mod acl;
 
-pub use acl::{AclAuthorizer, AclBuilder, GlobError, HostSet, PromptRule, ResourcePermission, ResourceRule, ToolRule};
+pub use acl::{
+    AclAuthorizer, AclBuilder, GlobError, HostSet, PromptRule, ResourcePermission, ResourceRule,
+    ToolRule,
+};
 
 use std::fmt::{self, Debug};
 use std::sync::Arc;

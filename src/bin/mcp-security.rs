@@ -22,7 +22,11 @@ use mcp_security::{Credentials, EnvelopeKind, Identity, Message, RequestContext,
 use serde_json::{Value, json};
 
 #[derive(Debug, Parser)]
-#[command(name = "mcp-security", version, about = "Security layer for MCP servers: policy checks and tools")]
+#[command(
+    name = "mcp-security",
+    version,
+    about = "Security layer for MCP servers: policy checks and tools"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -61,10 +65,13 @@ struct Usage(String);
 fn read_request(path: &str) -> Result<Vec<u8>, Usage> {
     if path == "-" {
         let mut buf = Vec::new();
-        std::io::stdin().read_to_end(&mut buf).map_err(|e| Usage(format!("cannot read the request from stdin: {e}")))?;
+        std::io::stdin()
+            .read_to_end(&mut buf)
+            .map_err(|e| Usage(format!("cannot read the request from stdin: {e}")))?;
         Ok(buf)
     } else {
-        std::fs::read(path).map_err(|e| Usage(format!("cannot read the request file `{path}`: {e}")))
+        std::fs::read(path)
+            .map_err(|e| Usage(format!("cannot read the request file `{path}`: {e}")))
     }
 }
 
@@ -98,53 +105,80 @@ fn check(
         cx = cx.with_peer_addr(ip);
     }
     if let Some(at) = at {
-        let when = DateTime::parse_from_rfc3339(&at)
-            .map_err(|_| Usage("--at must be an RFC 3339 date-time, such as 2026-01-01T09:00:00Z".into()))?;
+        let when = DateTime::parse_from_rfc3339(&at).map_err(|_| {
+            Usage("--at must be an RFC 3339 date-time, such as 2026-01-01T09:00:00Z".into())
+        })?;
         cx = cx.with_received_at(when.with_timezone(&Utc));
     }
 
-    let rt = tokio::runtime::Builder::new_current_thread().build().map_err(|e| Usage(format!("cannot start: {e}")))?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .map_err(|e| Usage(format!("cannot start: {e}")))?;
     let mut out = Vec::with_capacity(message.envelopes().len());
     let mut all_allowed = true;
     for envelope in message.envelopes() {
         if *envelope.kind() == EnvelopeKind::Response {
-            return Err(Usage("request: a response is not a request; give a request or notification".into()));
+            return Err(Usage(
+                "request: a response is not a request; give a request or notification".into(),
+            ));
         }
         let cx = cx.clone().with_correlation_id(envelope.id().clone());
         let verdict = match envelope.action() {
-            Err(e) => json!({"decision": "deny", "stage": "frame", "reason": e.to_string(), "rule": null}),
-            Ok(action) => match rt.block_on(layer.evaluate(&action, &cx, Some(message.encoded_len()))) {
-                Ok(rule) => json!({"decision": "allow", "stage": null, "reason": null, "rule": rule.map(|r| r.to_string())}),
-                Err(d) => json!({
-                    "decision": "deny",
-                    "stage": d.stage().as_str(),
-                    "reason": d.reason(),
-                    "rule": d.rule().map(|r| r.to_string()),
-                }),
-            },
+            Err(e) => {
+                json!({"decision": "deny", "stage": "frame", "reason": e.to_string(), "rule": null})
+            }
+            Ok(action) => {
+                match rt.block_on(layer.evaluate(&action, &cx, Some(message.encoded_len()))) {
+                    Ok(rule) => {
+                        json!({"decision": "allow", "stage": null, "reason": null, "rule": rule.map(|r| r.to_string())})
+                    }
+                    Err(d) => json!({
+                        "decision": "deny",
+                        "stage": d.stage().as_str(),
+                        "reason": d.reason(),
+                        "rule": d.rule().map(|r| r.to_string()),
+                    }),
+                }
+            }
         };
         all_allowed &= verdict["decision"] == "allow";
         out.push(verdict);
     }
-    let value = if message.is_batch() { Value::Array(out) } else { out.pop().unwrap_or(Value::Null) };
+    let value = if message.is_batch() {
+        Value::Array(out)
+    } else {
+        out.pop().unwrap_or(Value::Null)
+    };
     Ok((value, all_allowed))
 }
 
 fn hash_key() -> Result<String, Usage> {
     let mut key = String::new();
-    std::io::stdin().read_to_string(&mut key).map_err(|e| Usage(format!("cannot read the key from stdin: {e}")))?;
+    std::io::stdin()
+        .read_to_string(&mut key)
+        .map_err(|e| Usage(format!("cannot read the key from stdin: {e}")))?;
     let key = key.trim_end_matches(['\r', '\n']);
     if key.is_empty() {
         return Err(Usage("no key on stdin".into()));
     }
     use sha2::Digest;
-    Ok(sha2::Sha256::digest(key.as_bytes()).iter().map(|b| format!("{b:02x}")).collect())
+    Ok(sha2::Sha256::digest(key.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Check { policy, request, api_key, host, ip, at } => check(policy, request, api_key, host, ip, at).map(|(v, ok)| (v.to_string(), ok)),
+        Command::Check {
+            policy,
+            request,
+            api_key,
+            host,
+            ip,
+            at,
+        } => check(policy, request, api_key, host, ip, at).map(|(v, ok)| (v.to_string(), ok)),
         Command::HashKey => hash_key().map(|h| (h, true)),
     };
     match result {
@@ -153,7 +187,11 @@ fn main() -> ExitCode {
             if writeln!(stdout, "{text}").is_err() {
                 return ExitCode::from(2);
             }
-            if ok { ExitCode::SUCCESS } else { ExitCode::from(1) }
+            if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
         }
         Err(Usage(msg)) => {
             eprintln!("error: {msg}");

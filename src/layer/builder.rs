@@ -16,7 +16,9 @@ use crate::validate::InputValidator;
 #[non_exhaustive]
 pub enum BuildError {
     /// Neither an authenticator nor `allow_anonymous()`.
-    #[error("no authenticator: set one, or call allow_anonymous() to accept unauthenticated callers")]
+    #[error(
+        "no authenticator: set one, or call allow_anonymous() to accept unauthenticated callers"
+    )]
     MissingAuthenticator,
     /// No authorizer.
     #[error("no authorizer: set one (deny by default needs a policy to deny by)")]

@@ -48,13 +48,13 @@ use std::time::Instant;
 use serde_json::Value;
 
 use crate::audit::{AuditEvent, AuditFailureMode, AuditOutcome, AuditSink};
-use crate::authn::{AuthnError, Authenticator};
+use crate::authn::{Authenticator, AuthnError};
 use crate::authz::Authorizer;
 use crate::context::{Identity, RequestContext};
 use crate::decision::{Decision, Denial, DenyKind, RuleId, Stage};
 use crate::message::{Action, MessageError};
 use crate::provenance::ProvenanceVerifier;
-use crate::redact::{RedactionReport, Redactor, Redacted};
+use crate::redact::{Redacted, RedactionReport, Redactor};
 use crate::validate::{Frame, InputValidator};
 
 #[derive(Debug)]
@@ -141,7 +141,8 @@ fn authn_denial(e: &AuthnError) -> Denial {
     };
     // The peer learns only that it is not authenticated; which check failed goes to the audit
     // record as detail.
-    Denial::new(Stage::Authentication, kind, "unauthenticated").with_rule(RuleId::from_static("authentication"))
+    Denial::new(Stage::Authentication, kind, "unauthenticated")
+        .with_rule(RuleId::from_static("authentication"))
 }
 
 impl SecurityLayer {
@@ -151,7 +152,9 @@ impl SecurityLayer {
     }
 
     pub(crate) fn from_inner(inner: Inner) -> Self {
-        SecurityLayer { inner: Arc::new(inner) }
+        SecurityLayer {
+            inner: Arc::new(inner),
+        }
     }
 
     /// Runs the checks before the handler, in order: frame limits, authentication,
@@ -160,14 +163,20 @@ impl SecurityLayer {
     ///
     /// # Errors
     /// The [`Denial`] of the first stage that refused. It has already been audited.
-    pub async fn admit(&self, action: &Action<'_>, cx: &RequestContext, encoded_len: Option<usize>) -> Result<Admission, Denial> {
+    pub async fn admit(
+        &self,
+        action: &Action<'_>,
+        cx: &RequestContext,
+        encoded_len: Option<usize>,
+    ) -> Result<Admission, Denial> {
         let started = Instant::now();
         let inner = &*self.inner;
 
         let frame = Frame::new(action, encoded_len);
         for v in &inner.validators {
             if let Err(e) = v.check_frame(&frame) {
-                let d = Denial::new(Stage::Frame, e.deny_kind(), e.to_string()).with_rule(RuleId::from_static("validation.frame"));
+                let d = Denial::new(Stage::Frame, e.deny_kind(), e.to_string())
+                    .with_rule(RuleId::from_static("validation.frame"));
                 return Err(self.deny(action, cx, None, d, None, started).await);
             }
         }
@@ -183,17 +192,28 @@ impl SecurityLayer {
 
         let rule = match inner.authorizer.authorize(&identity, action, cx) {
             Decision::Allow(rule) => rule,
-            Decision::Deny(d) => return Err(self.deny(action, cx, Some(&identity), d, None, started).await),
+            Decision::Deny(d) => {
+                return Err(self
+                    .deny(action, cx, Some(&identity), d, None, started)
+                    .await);
+            }
         };
 
         for v in &inner.validators {
             if let Err(e) = v.validate(action, &identity, cx) {
-                let d = Denial::new(Stage::Validation, e.deny_kind(), e.to_string()).with_rule(RuleId::from_static("validation"));
-                return Err(self.deny(action, cx, Some(&identity), d, None, started).await);
+                let d = Denial::new(Stage::Validation, e.deny_kind(), e.to_string())
+                    .with_rule(RuleId::from_static("validation"));
+                return Err(self
+                    .deny(action, cx, Some(&identity), d, None, started)
+                    .await);
             }
         }
 
-        Ok(Admission { identity, rule, started })
+        Ok(Admission {
+            identity,
+            rule,
+            started,
+        })
     }
 
     async fn authenticate(&self, cx: &RequestContext) -> Result<Identity, AuthnError> {
@@ -213,7 +233,13 @@ impl SecurityLayer {
     /// # Errors
     /// With [`AuditFailureMode::Deny`], a [`Denial`] at [`Stage::Audit`] when the record could
     /// not be written: the caller must then discard the handler's result and answer the denial.
-    pub async fn complete(&self, admission: Admission, action: &Action<'_>, cx: &RequestContext, completion: Completion) -> Result<(), Denial> {
+    pub async fn complete(
+        &self,
+        admission: Admission,
+        action: &Action<'_>,
+        cx: &RequestContext,
+        completion: Completion,
+    ) -> Result<(), Denial> {
         let (outcome, error_code, redactions) = match completion {
             Completion::Ok { redactions } => (AuditOutcome::Allow, None, redactions),
             Completion::HandlerError { code } => (AuditOutcome::Error, Some(code), 0),
@@ -221,7 +247,11 @@ impl SecurityLayer {
         let rec = Record {
             identity: Some(&admission.identity),
             outcome,
-            stage: if redactions > 0 { Stage::Redaction } else { Stage::Handler },
+            stage: if redactions > 0 {
+                Stage::Redaction
+            } else {
+                Stage::Handler
+            },
             denial: None,
             detail: None,
             rule: admission.rule.as_ref(),
@@ -231,13 +261,23 @@ impl SecurityLayer {
         };
         match self.write_audit(action, cx, rec).await {
             Ok(()) => Ok(()),
-            Err(()) => Err(Denial::new(Stage::Audit, DenyKind::Unavailable, "audit unavailable")
-                .with_rule(RuleId::from_static("audit.on_failure"))),
+            Err(()) => Err(
+                Denial::new(Stage::Audit, DenyKind::Unavailable, "audit unavailable")
+                    .with_rule(RuleId::from_static("audit.on_failure")),
+            ),
         }
     }
 
     /// Audits a denial and hands it back.
-    async fn deny(&self, action: &Action<'_>, cx: &RequestContext, identity: Option<&Identity>, denial: Denial, detail: Option<&str>, started: Instant) -> Denial {
+    async fn deny(
+        &self,
+        action: &Action<'_>,
+        cx: &RequestContext,
+        identity: Option<&Identity>,
+        denial: Denial,
+        detail: Option<&str>,
+        started: Instant,
+    ) -> Denial {
         let rec = Record {
             identity,
             outcome: AuditOutcome::Deny,
@@ -256,10 +296,17 @@ impl SecurityLayer {
     }
 
     /// Writes one record. `Err(())` means the request must be refused (fail closed).
-    async fn write_audit(&self, action: &Action<'_>, cx: &RequestContext, rec: Record<'_>) -> Result<(), ()> {
+    async fn write_audit(
+        &self,
+        action: &Action<'_>,
+        cx: &RequestContext,
+        rec: Record<'_>,
+    ) -> Result<(), ()> {
         let inner = &*self.inner;
         // The target can itself carry personal data (a resource URI with an e-mail in it).
-        let redacted_target = action.target().and_then(|t| inner.redactor.as_ref().and_then(|r| r.redact_text(t)));
+        let redacted_target = action
+            .target()
+            .and_then(|t| inner.redactor.as_ref().and_then(|r| r.redact_text(t)));
         let target = match &redacted_target {
             Some(r) => Some(r.text()),
             None => action.target(),
@@ -299,20 +346,33 @@ impl SecurityLayer {
 
     /// Refuses and audits a message the adapter could not read (its parameters do not match
     /// its method), at the frame stage. Returns the denial to answer with.
-    pub async fn reject_malformed(&self, method: &str, cx: &RequestContext, error: &MessageError) -> Denial {
-        let d = Denial::new(Stage::Frame, DenyKind::InvalidRequest, error.to_string()).with_rule(RuleId::from_static("message"));
-        self.deny(&Action::Other { method }, cx, None, d, None, Instant::now()).await
+    pub async fn reject_malformed(
+        &self,
+        method: &str,
+        cx: &RequestContext,
+        error: &MessageError,
+    ) -> Denial {
+        let d = Denial::new(Stage::Frame, DenyKind::InvalidRequest, error.to_string())
+            .with_rule(RuleId::from_static("message"));
+        self.deny(&Action::Other { method }, cx, None, d, None, Instant::now())
+            .await
     }
 
     /// Whether `identity` may use the target of `action`: the list filter. An item is listed
     /// exactly when calling it would be authorized, so hidden items read as unknown.
     pub fn permits(&self, identity: &Identity, action: &Action<'_>, cx: &RequestContext) -> bool {
-        self.inner.authorizer.authorize(identity, action, cx).is_allow()
+        self.inner
+            .authorizer
+            .authorize(identity, action, cx)
+            .is_allow()
     }
 
     /// Redacts `text`; `None` when nothing was found (or no redactor is configured).
     pub fn redact_text(&self, text: &str) -> Option<Redacted> {
-        self.inner.redactor.as_ref().and_then(|r| r.redact_text(text))
+        self.inner
+            .redactor
+            .as_ref()
+            .and_then(|r| r.redact_text(text))
     }
 
     /// Redacts `text` in place.
@@ -348,11 +408,16 @@ impl SecurityLayer {
 
     /// Runs the checks before the handler and completes at once, as a dry run: the decision the
     /// layer would reach for `action`, audited like a real request.
-    pub async fn evaluate(&self, action: &Action<'_>, cx: &RequestContext, encoded_len: Option<usize>) -> Result<Option<RuleId>, Denial> {
+    pub async fn evaluate(
+        &self,
+        action: &Action<'_>,
+        cx: &RequestContext,
+        encoded_len: Option<usize>,
+    ) -> Result<Option<RuleId>, Denial> {
         let admission = self.admit(action, cx, encoded_len).await?;
         let rule = admission.rule.clone();
-        self.complete(admission, action, cx, Completion::ok(0)).await?;
+        self.complete(admission, action, cx, Completion::ok(0))
+            .await?;
         Ok(rule)
     }
 }
-

@@ -12,7 +12,10 @@ use super::{PolicyError, invalid};
 #[serde(deny_unknown_fields)]
 pub(super) struct PolicyFile {
     #[serde(default)]
-    #[expect(dead_code, reason = "accepted so policies can carry it; read by the HTTP adapter")]
+    #[expect(
+        dead_code,
+        reason = "accepted so policies can carry it; read by the HTTP adapter"
+    )]
     pub(super) server: Server,
     #[serde(default)]
     pub(super) auth: Auth,
@@ -33,7 +36,10 @@ pub(super) struct PolicyFile {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-#[expect(dead_code, reason = "accepted so policies can carry it; read by the HTTP adapter")]
+#[expect(
+    dead_code,
+    reason = "accepted so policies can carry it; read by the HTTP adapter"
+)]
 pub(super) struct Server {
     /// The canonical URI of the server (the JWT audience).
     pub(super) resource: Option<String>,
@@ -167,8 +173,14 @@ pub(super) fn parse(text: &str) -> Result<PolicyFile, PolicyError> {
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
-        let line = inner.span().map(|s| text.get(..s.start).map_or(0, |t| t.matches('\n').count()) + 1);
-        let path = if path == "." || path.is_empty() { "(root)".to_owned() } else { path };
+        let line = inner
+            .span()
+            .map(|s| text.get(..s.start).map_or(0, |t| t.matches('\n').count()) + 1);
+        let path = if path == "." || path.is_empty() {
+            "(root)".to_owned()
+        } else {
+            path
+        };
         let reason = inner.message().trim().to_owned();
         match line {
             Some(l) => invalid(path, format!("{reason} (line {l})")),

@@ -30,10 +30,14 @@ use ipnet::IpNet;
 
 use crate::audit::{AuditFailureMode, JsonLinesSink};
 use crate::authn::{ApiKeyAuthenticator, ApiKeyEntry};
-use crate::authz::{AclAuthorizer, HostSet, PromptRule, ResourcePermission, ResourceRule, ToolRule};
+use crate::authz::{
+    AclAuthorizer, HostSet, PromptRule, ResourcePermission, ResourceRule, ToolRule,
+};
 use crate::layer::{BuildError, SecurityLayer, SecurityLayerBuilder};
 use crate::redact::{Detector, PatternRedactor};
-use crate::validate::{ArgumentConstraints, ArgumentRule, ArgumentType, FrameLimits, ResourceUriValidator};
+use crate::validate::{
+    ArgumentConstraints, ArgumentRule, ArgumentType, FrameLimits, ResourceUriValidator,
+};
 
 /// A policy that could not be read or built. The message starts with the key path.
 #[derive(Debug, thiserror::Error)]
@@ -69,7 +73,10 @@ pub enum PolicyError {
 }
 
 fn invalid(path: impl Into<String>, reason: impl Into<String>) -> PolicyError {
-    PolicyError::Invalid { path: path.into(), reason: reason.into() }
+    PolicyError::Invalid {
+        path: path.into(),
+        reason: reason.into(),
+    }
 }
 
 /// A parsed and checked policy, ready to build layers.
@@ -96,7 +103,10 @@ impl Policy {
     /// A [`PolicyError`] naming the key and the reason.
     pub fn load(path: impl AsRef<Path>) -> Result<Self, PolicyError> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| PolicyError::Read { path: path.to_path_buf(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| PolicyError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
         Self::parse(&text, path.parent())
     }
 
@@ -116,12 +126,16 @@ impl Policy {
         for (i, k) in f.auth.api_keys.iter().enumerate() {
             let at = |field: &str| format!("auth.api_keys[{i}].{field}");
             if k.key.is_some() {
-                return Err(invalid(at("key"), "api keys are never stored in clear: use key_sha256 (mcp-security hash-key prints it)"));
+                return Err(invalid(
+                    at("key"),
+                    "api keys are never stored in clear: use key_sha256 (mcp-security hash-key prints it)",
+                ));
             }
             if k.host.trim().is_empty() {
                 return Err(invalid(at("host"), "must not be empty"));
             }
-            let mut entry = ApiKeyEntry::from_sha256_hex(&k.host, &k.key_sha256).map_err(|e| invalid(at("key_sha256"), e.to_string()))?;
+            let mut entry = ApiKeyEntry::from_sha256_hex(&k.host, &k.key_sha256)
+                .map_err(|e| invalid(at("key_sha256"), e.to_string()))?;
             if let Some(exp) = &k.expires {
                 let when: DateTime<Utc> = DateTime::parse_from_rfc3339(&exp.to_string())
                     .map_err(|_| invalid(at("expires"), "must be an RFC 3339 date-time with an offset, such as 2027-01-01T00:00:00Z"))?
@@ -133,15 +147,28 @@ impl Policy {
                 let net = s
                     .parse::<IpNet>()
                     .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
-                    .map_err(|_| invalid(format!("{}[{j}]", at("allowed_ips")), "must be an IP address or CIDR network"))?;
+                    .map_err(|_| {
+                        invalid(
+                            format!("{}[{j}]", at("allowed_ips")),
+                            "must be an IP address or CIDR network",
+                        )
+                    })?;
                 nets.push(net);
             }
-            entries.push(entry.with_allowed_ips(nets).with_scopes(k.scopes.iter().map(String::as_str)));
+            entries.push(
+                entry
+                    .with_allowed_ips(nets)
+                    .with_scopes(k.scopes.iter().map(String::as_str)),
+            );
         }
         let hosts: Vec<String> = f.auth.api_keys.iter().map(|k| k.host.clone()).collect();
-        let authenticator = (!entries.is_empty()).then(|| Arc::new(ApiKeyAuthenticator::new(entries)));
+        let authenticator =
+            (!entries.is_empty()).then(|| Arc::new(ApiKeyAuthenticator::new(entries)));
         if authenticator.is_none() && !f.auth.anonymous {
-            return Err(invalid("auth", "no way to authenticate: add [[auth.api_keys]], or set anonymous = true"));
+            return Err(invalid(
+                "auth",
+                "no way to authenticate: add [[auth.api_keys]], or set anonymous = true",
+            ));
         }
 
         let hostset = |path: String, list: &[String]| -> Result<HostSet, PolicyError> {
@@ -154,18 +181,29 @@ impl Policy {
         let mut constraints = ArgumentConstraints::new();
         for (i, t) in f.tools.iter().enumerate() {
             let hosts = hostset(format!("tools[{i}].allowed_hosts"), &t.allowed_hosts)?;
-            acl = acl.tool(ToolRule::new(t.name.clone(), hosts).with_id(crate::RuleId::new(format!("tools[{i}]"))));
+            acl = acl.tool(
+                ToolRule::new(t.name.clone(), hosts)
+                    .with_id(crate::RuleId::new(format!("tools[{i}]"))),
+            );
             if !t.arguments.is_empty() || t.additional_arguments == Some(false) {
                 let rules = argument_rules(&format!("tools[{i}].arguments"), &t.arguments)?;
-                constraints = constraints.tool(t.name.clone(), rules, t.additional_arguments == Some(false));
+                constraints =
+                    constraints.tool(t.name.clone(), rules, t.additional_arguments == Some(false));
             }
         }
         for (i, p) in f.prompts.iter().enumerate() {
             let hosts = hostset(format!("prompts[{i}].allowed_hosts"), &p.allowed_hosts)?;
-            acl = acl.prompt(PromptRule::new(p.name.clone(), hosts).with_id(crate::RuleId::new(format!("prompts[{i}]"))));
+            acl = acl.prompt(
+                PromptRule::new(p.name.clone(), hosts)
+                    .with_id(crate::RuleId::new(format!("prompts[{i}]"))),
+            );
             if !p.arguments.is_empty() || p.additional_arguments == Some(false) {
                 let rules = argument_rules(&format!("prompts[{i}].arguments"), &p.arguments)?;
-                constraints = constraints.prompt(p.name.clone(), rules, p.additional_arguments == Some(false));
+                constraints = constraints.prompt(
+                    p.name.clone(),
+                    rules,
+                    p.additional_arguments == Some(false),
+                );
             }
         }
         for (i, r) in f.resources.iter().enumerate() {
@@ -175,30 +213,48 @@ impl Policy {
                 perms.push(match p.as_str() {
                     "read" => ResourcePermission::Read,
                     "subscribe" => ResourcePermission::Subscribe,
-                    _ => return Err(invalid(format!("resources[{i}].permissions[{j}]"), "must be \"read\" or \"subscribe\"")),
+                    _ => {
+                        return Err(invalid(
+                            format!("resources[{i}].permissions[{j}]"),
+                            "must be \"read\" or \"subscribe\"",
+                        ));
+                    }
                 });
             }
             if r.permissions.is_empty() {
                 perms.push(ResourcePermission::Read);
             }
             acl = acl.resource(
-                ResourceRule::new(r.uri.clone(), hosts).with_permissions(perms).with_id(crate::RuleId::new(format!("resources[{i}]"))),
+                ResourceRule::new(r.uri.clone(), hosts)
+                    .with_permissions(perms)
+                    .with_id(crate::RuleId::new(format!("resources[{i}]"))),
             );
         }
         for m in &f.authorization.allow_methods {
             acl = acl.allow_method(m.clone());
         }
-        let authorizer = Arc::new(acl.build().map_err(|e| invalid("tools/resources/prompts", e.to_string()))?);
+        let authorizer = Arc::new(
+            acl.build()
+                .map_err(|e| invalid("tools/resources/prompts", e.to_string()))?,
+        );
 
         let v = &f.validation;
         let defaults = FrameLimits::default();
-        let frame = FrameLimits::new(v.max_frame_bytes.unwrap_or(defaults.max_bytes()), v.max_depth.unwrap_or(defaults.max_depth()));
+        let frame = FrameLimits::new(
+            v.max_frame_bytes.unwrap_or(defaults.max_bytes()),
+            v.max_depth.unwrap_or(defaults.max_depth()),
+        );
         for (j, root) in v.roots.iter().enumerate() {
             if !root.starts_with('/') || root.split('/').any(|s| s == "..") {
-                return Err(invalid(format!("validation.roots[{j}]"), "must be an absolute path without `..`"));
+                return Err(invalid(
+                    format!("validation.roots[{j}]"),
+                    "must be an absolute path without `..`",
+                ));
             }
         }
-        let uris = ResourceUriValidator::new().with_schemes(v.schemes.iter().cloned()).with_roots(v.roots.iter().cloned());
+        let uris = ResourceUriValidator::new()
+            .with_schemes(v.schemes.iter().cloned())
+            .with_roots(v.roots.iter().cloned());
 
         let redactor = if f.redaction.detectors.is_empty() {
             None
@@ -206,10 +262,16 @@ impl Policy {
             let mut ds = Vec::new();
             for (j, name) in f.redaction.detectors.iter().enumerate() {
                 ds.push(Detector::from_name(name).ok_or_else(|| {
-                    invalid(format!("redaction.detectors[{j}]"), "unknown detector (known: \"email\", \"credit_card\")")
+                    invalid(
+                        format!("redaction.detectors[{j}]"),
+                        "unknown detector (known: \"email\", \"credit_card\")",
+                    )
                 })?);
             }
-            Some(PatternRedactor::new(ds).map_err(|e| invalid("redaction.detectors", e.to_string()))?)
+            Some(
+                PatternRedactor::new(ds)
+                    .map_err(|e| invalid("redaction.detectors", e.to_string()))?,
+            )
         };
 
         let (audit_path, audit_failure) = match &f.audit {
@@ -217,7 +279,12 @@ impl Policy {
                 let mode = match a.on_failure.as_deref() {
                     None | Some("deny") => AuditFailureMode::Deny,
                     Some("continue") => AuditFailureMode::Continue,
-                    Some(_) => return Err(invalid("audit.on_failure", "must be \"deny\" or \"continue\"")),
+                    Some(_) => {
+                        return Err(invalid(
+                            "audit.on_failure",
+                            "must be \"deny\" or \"continue\"",
+                        ));
+                    }
                 };
                 let p = match base {
                     Some(b) if a.path.is_relative() => b.join(&a.path),
@@ -246,7 +313,9 @@ impl Policy {
     /// A builder with everything but the audit sink set: for callers that audit elsewhere
     /// (dry runs, tests). [`SecurityLayerBuilder::build`] still refuses to build without a sink.
     pub fn builder_without_audit(&self) -> SecurityLayerBuilder {
-        let mut b = SecurityLayer::builder().authorizer_arc(self.authorizer.clone()).audit_failure_mode(self.audit_failure);
+        let mut b = SecurityLayer::builder()
+            .authorizer_arc(self.authorizer.clone())
+            .audit_failure_mode(self.audit_failure);
         if let Some(a) = &self.authenticator {
             b = b.authenticator_arc(a.clone());
         }
@@ -269,11 +338,16 @@ impl Policy {
     /// [`PolicyError::Invalid`] when the policy has no `[audit]` section;
     /// [`PolicyError::Audit`] when the audit file cannot be opened.
     pub fn builder(&self) -> Result<SecurityLayerBuilder, PolicyError> {
-        let path = self
-            .audit_path
-            .as_ref()
-            .ok_or_else(|| invalid("audit", "missing: every decision is audited, so set audit.path"))?;
-        let sink = JsonLinesSink::open(path).map_err(|e| PolicyError::Audit { path: path.clone(), reason: e.to_string() })?;
+        let path = self.audit_path.as_ref().ok_or_else(|| {
+            invalid(
+                "audit",
+                "missing: every decision is audited, so set audit.path",
+            )
+        })?;
+        let sink = JsonLinesSink::open(path).map_err(|e| PolicyError::Audit {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
         Ok(self.builder_without_audit().audit_sink(sink))
     }
 
@@ -302,7 +376,10 @@ impl Policy {
     }
 }
 
-fn argument_rules(at: &str, specs: &BTreeMap<String, file::ArgSpec>) -> Result<Vec<ArgumentRule>, PolicyError> {
+fn argument_rules(
+    at: &str,
+    specs: &BTreeMap<String, file::ArgSpec>,
+) -> Result<Vec<ArgumentRule>, PolicyError> {
     let mut rules = Vec::with_capacity(specs.len());
     for (name, s) in specs {
         let at = |field: &str| format!("{at}.{name}.{field}");
@@ -311,14 +388,18 @@ fn argument_rules(at: &str, specs: &BTreeMap<String, file::ArgSpec>) -> Result<V
             r = r.required();
         }
         if let Some(t) = &s.ty {
-            let ty = ArgumentType::parse(t)
-                .ok_or_else(|| invalid(at("type"), "must be one of string, number, integer, boolean, array, object"))?;
+            let ty = ArgumentType::parse(t).ok_or_else(|| {
+                invalid(
+                    at("type"),
+                    "must be one of string, number, integer, boolean, array, object",
+                )
+            })?;
             r = r.with_type(ty);
         }
-        if let (Some(lo), Some(hi)) = (s.min, s.max) {
-            if lo > hi {
-                return Err(invalid(at("min"), "is greater than max"));
-            }
+        if let (Some(lo), Some(hi)) = (s.min, s.max)
+            && lo > hi
+        {
+            return Err(invalid(at("min"), "is greater than max"));
         }
         if let Some(m) = s.min {
             r = r.with_min(m);
@@ -330,11 +411,19 @@ fn argument_rules(at: &str, specs: &BTreeMap<String, file::ArgSpec>) -> Result<V
             r = r.with_max_length(n);
         }
         if let Some(vals) = &s.allowed_values {
-            let json: Result<Vec<serde_json::Value>, _> = vals.iter().map(serde_json::to_value).collect();
-            r = r.with_allowed_values(json.map_err(|_| invalid(at("allowed_values"), "values must be plain strings, numbers or booleans"))?);
+            let json: Result<Vec<serde_json::Value>, _> =
+                vals.iter().map(serde_json::to_value).collect();
+            r = r.with_allowed_values(json.map_err(|_| {
+                invalid(
+                    at("allowed_values"),
+                    "values must be plain strings, numbers or booleans",
+                )
+            })?);
         }
         if let Some(p) = &s.pattern {
-            r = r.with_pattern(p).map_err(|_| invalid(at("pattern"), "is not a valid regular expression"))?;
+            r = r
+                .with_pattern(p)
+                .map_err(|_| invalid(at("pattern"), "is not a valid regular expression"))?;
         }
         rules.push(r);
     }

@@ -23,7 +23,9 @@ impl Sha256Checksum {
     /// # Errors
     /// [`ProvenanceError::BadExpectedDigest`] when `hex` is not 64 hex characters.
     pub fn from_hex(hex: &str) -> Result<Self, ProvenanceError> {
-        Ok(Sha256Checksum { expected: crate::hex::parse_sha256(hex).ok_or(ProvenanceError::BadExpectedDigest)? })
+        Ok(Sha256Checksum {
+            expected: crate::hex::parse_sha256(hex).ok_or(ProvenanceError::BadExpectedDigest)?,
+        })
     }
 
     /// The SHA-256 of `bytes` as lowercase hex (to pin a known-good artifact).
@@ -35,7 +37,10 @@ impl Sha256Checksum {
         match artifact {
             Artifact::Bytes { bytes, .. } => Ok(Sha256::digest(bytes).into()),
             Artifact::File(path) => {
-                let read_err = |source| ProvenanceError::Read { path: path.to_path_buf(), source };
+                let read_err = |source| ProvenanceError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                };
                 let mut file = File::open(path).map_err(read_err)?;
                 let mut hasher = Sha256::new();
                 let mut buf = vec![0u8; 64 * 1024];
@@ -54,7 +59,10 @@ impl Sha256Checksum {
 
 #[async_trait]
 impl ProvenanceVerifier for Sha256Checksum {
-    async fn verify(&self, artifact: &Artifact<'_>) -> Result<Verified<ArtifactDigest>, ProvenanceError> {
+    async fn verify(
+        &self,
+        artifact: &Artifact<'_>,
+    ) -> Result<Verified<ArtifactDigest>, ProvenanceError> {
         let actual = Self::digest(artifact)?;
         if bool::from(actual.ct_eq(&self.expected)) {
             Ok(Verified::new(ArtifactDigest(actual)))
@@ -78,17 +86,27 @@ mod tests {
     #[test]
     fn good_flipped_and_file() {
         let data = b"server binary".to_vec();
-        let v = Sha256Checksum::from_hex(&Sha256Checksum::digest_hex(&data)).unwrap_or_else(|e| unreachable!("{e}"));
+        let v = Sha256Checksum::from_hex(&Sha256Checksum::digest_hex(&data))
+            .unwrap_or_else(|e| unreachable!("{e}"));
         assert!(block_on(v.verify(&Artifact::from_bytes("a", &data))).is_ok());
         let mut flipped = data.clone();
         flipped[0] ^= 1;
-        assert!(matches!(block_on(v.verify(&Artifact::from_bytes("a", &flipped))), Err(ProvenanceError::DigestMismatch)));
+        assert!(matches!(
+            block_on(v.verify(&Artifact::from_bytes("a", &flipped))),
+            Err(ProvenanceError::DigestMismatch)
+        ));
         let dir = tempfile::tempdir().unwrap_or_else(|e| unreachable!("{e}"));
         let p = dir.path().join("bin");
         std::fs::write(&p, &data).unwrap_or_else(|e| unreachable!("{e}"));
         assert!(block_on(v.verify(&Artifact::from_path(&p))).is_ok());
         let missing = dir.path().join("missing");
-        assert!(matches!(block_on(v.verify(&Artifact::from_path(&missing))), Err(ProvenanceError::Read { .. })));
-        assert!(matches!(Sha256Checksum::from_hex("00"), Err(ProvenanceError::BadExpectedDigest)));
+        assert!(matches!(
+            block_on(v.verify(&Artifact::from_path(&missing))),
+            Err(ProvenanceError::Read { .. })
+        ));
+        assert!(matches!(
+            Sha256Checksum::from_hex("00"),
+            Err(ProvenanceError::BadExpectedDigest)
+        ));
     }
 }

@@ -128,12 +128,18 @@ pub trait ProvenanceVerifier: Debug + Send + Sync {
     ///
     /// # Errors
     /// A [`ProvenanceError`] saying what failed.
-    async fn verify(&self, artifact: &Artifact<'_>) -> Result<Verified<ArtifactDigest>, ProvenanceError>;
+    async fn verify(
+        &self,
+        artifact: &Artifact<'_>,
+    ) -> Result<Verified<ArtifactDigest>, ProvenanceError>;
 }
 
 #[async_trait]
 impl<T: ProvenanceVerifier + ?Sized> ProvenanceVerifier for Arc<T> {
-    async fn verify(&self, artifact: &Artifact<'_>) -> Result<Verified<ArtifactDigest>, ProvenanceError> {
+    async fn verify(
+        &self,
+        artifact: &Artifact<'_>,
+    ) -> Result<Verified<ArtifactDigest>, ProvenanceError> {
         (**self).verify(artifact).await
     }
 }

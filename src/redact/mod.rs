@@ -116,8 +116,12 @@ fn redact_value_with<R: Redactor + ?Sized>(r: &R, value: &mut Value, report: &mu
                 report.merge(&rep);
             }
         }
-        Value::Array(items) => items.iter_mut().for_each(|v| redact_value_with(r, v, report)),
-        Value::Object(map) => map.values_mut().for_each(|v| redact_value_with(r, v, report)),
+        Value::Array(items) => items
+            .iter_mut()
+            .for_each(|v| redact_value_with(r, v, report)),
+        Value::Object(map) => map
+            .values_mut()
+            .for_each(|v| redact_value_with(r, v, report)),
         // A card number sent as a JSON number is still a card number. Only integers long enough
         // to be one are formatted, so ordinary numbers cost nothing.
         Value::Number(n) if n.as_u64().is_some_and(|u| u >= 1_000_000_000_000) => {

@@ -61,7 +61,13 @@ impl Detector {
 fn luhn_valid(s: &str) -> bool {
     let mut sum = 0u32;
     let mut count = 0usize;
-    for (i, d) in s.bytes().rev().filter(u8::is_ascii_digit).map(|b| u32::from(b - b'0')).enumerate() {
+    for (i, d) in s
+        .bytes()
+        .rev()
+        .filter(u8::is_ascii_digit)
+        .map(|b| u32::from(b - b'0'))
+        .enumerate()
+    {
         count += 1;
         sum += if i % 2 == 1 {
             let x = d * 2;
@@ -70,7 +76,7 @@ fn luhn_valid(s: &str) -> bool {
             d
         };
     }
-    (13..=19).contains(&count) && sum % 10 == 0
+    (13..=19).contains(&count) && sum.is_multiple_of(10)
 }
 
 /// The detectors could not be compiled.
@@ -119,12 +125,21 @@ impl Redactor for PatternRedactor {
         let mut out: Option<(String, RedactionReport)> = None;
         let mut last = 0;
         for m in regex.find_iter(text) {
-            let Some(&detector) = self.detectors.get(m.pattern().as_usize()) else { continue };
-            let Some(candidate) = text.get(m.range()) else { continue };
+            let Some(&detector) = self.detectors.get(m.pattern().as_usize()) else {
+                continue;
+            };
+            let Some(candidate) = text.get(m.range()) else {
+                continue;
+            };
             if !detector.confirms(candidate) {
                 continue;
             }
-            let (buf, report) = out.get_or_insert_with(|| (String::with_capacity(text.len()), RedactionReport::default()));
+            let (buf, report) = out.get_or_insert_with(|| {
+                (
+                    String::with_capacity(text.len()),
+                    RedactionReport::default(),
+                )
+            });
             buf.push_str(text.get(last..m.start()).unwrap_or_default());
             buf.push_str(detector.replacement());
             report.add(detector.name(), 1);
@@ -142,7 +157,8 @@ mod tests {
     use serde_json::json;
 
     fn r() -> PatternRedactor {
-        PatternRedactor::new([Detector::Email, Detector::CreditCard]).unwrap_or_else(|e| unreachable!("{e}"))
+        PatternRedactor::new([Detector::Email, Detector::CreditCard])
+            .unwrap_or_else(|e| unreachable!("{e}"))
     }
 
     #[test]
@@ -159,13 +175,21 @@ mod tests {
         assert_eq!(r().redact_text("nothing here"), None);
         let out = r().redact_text("a@b.io paid with 4111 1111 1111 1111, order 4111111111111112");
         let out = out.unwrap_or_default();
-        assert_eq!(out.text(), "[REDACTED:email] paid with [REDACTED:credit_card], order 4111111111111112");
-        assert_eq!(out.report().counts().collect::<Vec<_>>(), vec![("credit_card", 1), ("email", 1)]);
+        assert_eq!(
+            out.text(),
+            "[REDACTED:email] paid with [REDACTED:credit_card], order 4111111111111112"
+        );
+        assert_eq!(
+            out.report().counts().collect::<Vec<_>>(),
+            vec![("credit_card", 1), ("email", 1)]
+        );
     }
 
     #[test]
     fn idempotent_and_json_aware() {
-        let once = r().redact_text("x@y.com 5555555555554444").unwrap_or_default();
+        let once = r()
+            .redact_text("x@y.com 5555555555554444")
+            .unwrap_or_default();
         assert_eq!(r().redact_text(once.text()), None);
         let mut v = json!({"user": {"email": "x@y.com", "n": 4111111111111111u64, "list": ["ok", "z@z.org"]}});
         let rep = r().redact_value(&mut v);

@@ -179,15 +179,25 @@ impl ArgumentRule {
     fn check(&self, value: Option<&Value>) -> Result<(), ConstraintError> {
         let name = || self.name.clone();
         let Some(v) = value else {
-            return if self.required { Err(ConstraintError::Missing(name())) } else { Ok(()) };
+            return if self.required {
+                Err(ConstraintError::Missing(name()))
+            } else {
+                Ok(())
+            };
         };
-        if let Some(ty) = self.ty {
-            if !ty.admits(v) {
-                return Err(ConstraintError::WrongType { name: name(), expected: ty.name() });
-            }
+        if let Some(ty) = self.ty
+            && !ty.admits(v)
+        {
+            return Err(ConstraintError::WrongType {
+                name: name(),
+                expected: ty.name(),
+            });
         }
         if self.min.is_some() || self.max.is_some() {
-            let n = v.as_f64().ok_or_else(|| ConstraintError::WrongType { name: name(), expected: "a number" })?;
+            let n = v.as_f64().ok_or_else(|| ConstraintError::WrongType {
+                name: name(),
+                expected: "a number",
+            })?;
             if self.min.is_some_and(|m| n < m) {
                 return Err(ConstraintError::BelowMinimum(name()));
             }
@@ -205,13 +215,16 @@ impl ArgumentRule {
                 return Err(ConstraintError::TooLong(name()));
             }
         }
-        if let Some(allowed) = &self.allowed_values {
-            if !allowed.contains(v) {
-                return Err(ConstraintError::NotAllowed(name()));
-            }
+        if let Some(allowed) = &self.allowed_values
+            && !allowed.contains(v)
+        {
+            return Err(ConstraintError::NotAllowed(name()));
         }
         if let Some(re) = &self.pattern {
-            let s = v.as_str().ok_or_else(|| ConstraintError::WrongType { name: name(), expected: "a string" })?;
+            let s = v.as_str().ok_or_else(|| ConstraintError::WrongType {
+                name: name(),
+                expected: "a string",
+            })?;
             if !re.is_match(s) {
                 return Err(ConstraintError::PatternMismatch(name()));
             }
@@ -259,14 +272,36 @@ impl ArgumentConstraints {
 
     /// Constrains the arguments of tool `name`; with `deny_unknown`, arguments the rules do not
     /// name are refused.
-    pub fn tool(mut self, name: impl Into<String>, rules: impl IntoIterator<Item = ArgumentRule>, deny_unknown: bool) -> Self {
-        self.tools.insert(name.into(), ToolConstraints { rules: rules.into_iter().collect(), deny_unknown });
+    pub fn tool(
+        mut self,
+        name: impl Into<String>,
+        rules: impl IntoIterator<Item = ArgumentRule>,
+        deny_unknown: bool,
+    ) -> Self {
+        self.tools.insert(
+            name.into(),
+            ToolConstraints {
+                rules: rules.into_iter().collect(),
+                deny_unknown,
+            },
+        );
         self
     }
 
     /// Constrains the arguments of prompt `name`.
-    pub fn prompt(mut self, name: impl Into<String>, rules: impl IntoIterator<Item = ArgumentRule>, deny_unknown: bool) -> Self {
-        self.prompts.insert(name.into(), ToolConstraints { rules: rules.into_iter().collect(), deny_unknown });
+    pub fn prompt(
+        mut self,
+        name: impl Into<String>,
+        rules: impl IntoIterator<Item = ArgumentRule>,
+        deny_unknown: bool,
+    ) -> Self {
+        self.prompts.insert(
+            name.into(),
+            ToolConstraints {
+                rules: rules.into_iter().collect(),
+                deny_unknown,
+            },
+        );
         self
     }
 
@@ -276,22 +311,29 @@ impl ArgumentConstraints {
     }
 }
 
-fn check_all(c: &ToolConstraints, args: Option<&Map<String, Value>>) -> Result<(), ConstraintError> {
+fn check_all(
+    c: &ToolConstraints,
+    args: Option<&Map<String, Value>>,
+) -> Result<(), ConstraintError> {
     for rule in &c.rules {
         rule.check(args.and_then(|a| a.get(&*rule.name)))?;
     }
-    if c.deny_unknown {
-        if let Some(args) = args {
-            if args.keys().any(|k| !c.rules.iter().any(|r| *r.name == **k)) {
-                return Err(ConstraintError::Unexpected);
-            }
-        }
+    if c.deny_unknown
+        && let Some(args) = args
+        && args.keys().any(|k| !c.rules.iter().any(|r| *r.name == **k))
+    {
+        return Err(ConstraintError::Unexpected);
     }
     Ok(())
 }
 
 impl InputValidator for ArgumentConstraints {
-    fn validate(&self, action: &Action<'_>, _identity: &Identity, _cx: &RequestContext) -> Result<(), ValidationError> {
+    fn validate(
+        &self,
+        action: &Action<'_>,
+        _identity: &Identity,
+        _cx: &RequestContext,
+    ) -> Result<(), ValidationError> {
         let found = match *action {
             Action::CallTool { name, arguments } => self.tools.get(name).map(|c| (c, arguments)),
             Action::GetPrompt { name, arguments } => self.prompts.get(name).map(|c| (c, arguments)),
@@ -320,35 +362,79 @@ mod tests {
             "query_database",
             [
                 query.unwrap_or_else(|e| unreachable!("{e}")),
-                ArgumentRule::new("limit").with_type(ArgumentType::Integer).with_min(1.0).with_max(1000.0),
-                ArgumentRule::new("table").with_allowed_values([json!("orders"), json!("customers")]),
+                ArgumentRule::new("limit")
+                    .with_type(ArgumentType::Integer)
+                    .with_min(1.0)
+                    .with_max(1000.0),
+                ArgumentRule::new("table")
+                    .with_allowed_values([json!("orders"), json!("customers")]),
             ],
             true,
         )
     }
 
     fn check(args: Value) -> Result<(), ValidationError> {
-        let call = Action::CallTool { name: "query_database", arguments: args.as_object() };
-        constraints().validate(&call, &Identity::new("h"), &RequestContext::new(Transport::Stdio))
+        let call = Action::CallTool {
+            name: "query_database",
+            arguments: args.as_object(),
+        };
+        constraints().validate(
+            &call,
+            &Identity::new("h"),
+            &RequestContext::new(Transport::Stdio),
+        )
     }
 
     #[test]
     fn each_constraint() {
-        assert_eq!(check(json!({"query": "SELECT id FROM orders", "limit": 5, "table": "orders"})), Ok(()));
+        assert_eq!(
+            check(json!({"query": "SELECT id FROM orders", "limit": 5, "table": "orders"})),
+            Ok(())
+        );
         let err = |e: ConstraintError| Err(ValidationError::Argument(e));
-        assert_eq!(check(json!({"query": "'; DROP TABLE users; --"})), err(ConstraintError::PatternMismatch("query".into())));
-        assert_eq!(check(json!({})), err(ConstraintError::Missing("query".into())));
-        assert_eq!(check(json!({"query": 3})), err(ConstraintError::WrongType { name: "query".into(), expected: "a string" }));
-        assert_eq!(check(json!({"query": "SELECT a FROM b", "limit": 0})), err(ConstraintError::BelowMinimum("limit".into())));
-        assert_eq!(check(json!({"query": "SELECT a FROM b", "limit": 5000})), err(ConstraintError::AboveMaximum("limit".into())));
-        assert_eq!(check(json!({"query": "SELECT a FROM b", "table": "users"})), err(ConstraintError::NotAllowed("table".into())));
-        assert_eq!(check(json!({"query": "SELECT a FROM b", "x": 1})), err(ConstraintError::Unexpected));
-        assert_eq!(check(json!({"query": format!("SELECT {} FROM b", "a".repeat(300))})), err(ConstraintError::TooLong("query".into())));
+        assert_eq!(
+            check(json!({"query": "'; DROP TABLE users; --"})),
+            err(ConstraintError::PatternMismatch("query".into()))
+        );
+        assert_eq!(
+            check(json!({})),
+            err(ConstraintError::Missing("query".into()))
+        );
+        assert_eq!(
+            check(json!({"query": 3})),
+            err(ConstraintError::WrongType {
+                name: "query".into(),
+                expected: "a string"
+            })
+        );
+        assert_eq!(
+            check(json!({"query": "SELECT a FROM b", "limit": 0})),
+            err(ConstraintError::BelowMinimum("limit".into()))
+        );
+        assert_eq!(
+            check(json!({"query": "SELECT a FROM b", "limit": 5000})),
+            err(ConstraintError::AboveMaximum("limit".into()))
+        );
+        assert_eq!(
+            check(json!({"query": "SELECT a FROM b", "table": "users"})),
+            err(ConstraintError::NotAllowed("table".into()))
+        );
+        assert_eq!(
+            check(json!({"query": "SELECT a FROM b", "x": 1})),
+            err(ConstraintError::Unexpected)
+        );
+        assert_eq!(
+            check(json!({"query": format!("SELECT {} FROM b", "a".repeat(300))})),
+            err(ConstraintError::TooLong("query".into()))
+        );
     }
 
     #[test]
     fn messages_never_echo_values() {
-        let e = check(json!({"query": "'; DROP TABLE users; --"})).err().map(|e| e.to_string()).unwrap_or_default();
+        let e = check(json!({"query": "'; DROP TABLE users; --"}))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(!e.contains("DROP"), "{e}");
         assert!(e.contains("`query`"));
     }

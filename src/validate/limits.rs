@@ -18,14 +18,20 @@ pub struct FrameLimits {
 impl Default for FrameLimits {
     /// 4 MiB (rmcp's own HTTP body limit) and 64 levels.
     fn default() -> Self {
-        FrameLimits { max_bytes: 4 * 1024 * 1024, max_depth: 64 }
+        FrameLimits {
+            max_bytes: 4 * 1024 * 1024,
+            max_depth: 64,
+        }
     }
 }
 
 impl FrameLimits {
     /// Limits of `max_bytes` bytes and `max_depth` levels of nesting.
     pub fn new(max_bytes: usize, max_depth: usize) -> Self {
-        FrameLimits { max_bytes, max_depth }
+        FrameLimits {
+            max_bytes,
+            max_depth,
+        }
     }
 
     /// The byte limit.
@@ -41,7 +47,9 @@ impl FrameLimits {
     /// Walks `value` (at nesting level `depth`), adding its estimated encoded size to `size`.
     fn walk(&self, value: &Value, depth: usize, size: &mut usize) -> Result<(), ValidationError> {
         if depth > self.max_depth {
-            return Err(ValidationError::TooDeep { limit: self.max_depth });
+            return Err(ValidationError::TooDeep {
+                limit: self.max_depth,
+            });
         }
         *size += match value {
             Value::Null | Value::Bool(_) => 5,
@@ -62,7 +70,9 @@ impl FrameLimits {
             }
         };
         if *size > self.max_bytes {
-            return Err(ValidationError::TooLarge { limit: self.max_bytes });
+            return Err(ValidationError::TooLarge {
+                limit: self.max_bytes,
+            });
         }
         Ok(())
     }
@@ -71,7 +81,9 @@ impl FrameLimits {
 impl InputValidator for FrameLimits {
     fn check_frame(&self, frame: &Frame<'_>) -> Result<(), ValidationError> {
         if frame.encoded_len().is_some_and(|n| n > self.max_bytes) {
-            return Err(ValidationError::TooLarge { limit: self.max_bytes });
+            return Err(ValidationError::TooLarge {
+                limit: self.max_bytes,
+            });
         }
         let mut size = frame.action().target().map_or(0, str::len);
         if let Some(args) = frame.action().arguments() {
@@ -82,7 +94,9 @@ impl InputValidator for FrameLimits {
             }
         }
         if size > self.max_bytes {
-            return Err(ValidationError::TooLarge { limit: self.max_bytes });
+            return Err(ValidationError::TooLarge {
+                limit: self.max_bytes,
+            });
         }
         Ok(())
     }
@@ -102,13 +116,28 @@ mod tests {
             deep = json!([deep]);
         }
         let args = json!({ "deep": deep });
-        let action = Action::CallTool { name: "t", arguments: args.as_object() };
-        assert_eq!(limits.check_frame(&Frame::new(&action, None)), Err(ValidationError::TooDeep { limit: 6 }));
+        let action = Action::CallTool {
+            name: "t",
+            arguments: args.as_object(),
+        };
+        assert_eq!(
+            limits.check_frame(&Frame::new(&action, None)),
+            Err(ValidationError::TooDeep { limit: 6 })
+        );
         let args = json!({ "big": "x".repeat(200) });
-        let action = Action::CallTool { name: "t", arguments: args.as_object() };
-        assert_eq!(limits.check_frame(&Frame::new(&action, None)), Err(ValidationError::TooLarge { limit: 100 }));
+        let action = Action::CallTool {
+            name: "t",
+            arguments: args.as_object(),
+        };
+        assert_eq!(
+            limits.check_frame(&Frame::new(&action, None)),
+            Err(ValidationError::TooLarge { limit: 100 })
+        );
         let args = json!({ "ok": [1, 2, {"a": "b"}] });
-        let action = Action::CallTool { name: "t", arguments: args.as_object() };
+        let action = Action::CallTool {
+            name: "t",
+            arguments: args.as_object(),
+        };
         assert_eq!(limits.check_frame(&Frame::new(&action, None)), Ok(()));
     }
 }

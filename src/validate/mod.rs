@@ -43,7 +43,10 @@ pub struct Frame<'a> {
 impl<'a> Frame<'a> {
     /// A frame for `action`, `encoded_len` bytes long on the wire when known.
     pub fn new(action: &'a Action<'a>, encoded_len: Option<usize>) -> Self {
-        Frame { action, encoded_len }
+        Frame {
+            action,
+            encoded_len,
+        }
     }
 
     /// The action.
@@ -93,9 +96,9 @@ impl ValidationError {
     /// are invalid arguments.
     pub fn deny_kind(&self) -> DenyKind {
         match self {
-            ValidationError::TooLarge { .. } | ValidationError::TooDeep { .. } | ValidationError::InvalidUri(_) => {
-                DenyKind::InvalidRequest
-            }
+            ValidationError::TooLarge { .. }
+            | ValidationError::TooDeep { .. }
+            | ValidationError::InvalidUri(_) => DenyKind::InvalidRequest,
             _ => DenyKind::InvalidArguments,
         }
     }
@@ -119,7 +122,12 @@ pub trait InputValidator: Debug + Send + Sync {
     ///
     /// # Errors
     /// A [`ValidationError`] naming the problem.
-    fn validate(&self, action: &Action<'_>, identity: &Identity, cx: &RequestContext) -> Result<(), ValidationError> {
+    fn validate(
+        &self,
+        action: &Action<'_>,
+        identity: &Identity,
+        cx: &RequestContext,
+    ) -> Result<(), ValidationError> {
         let _ = (action, identity, cx);
         Ok(())
     }
@@ -130,7 +138,12 @@ impl<T: InputValidator + ?Sized> InputValidator for Arc<T> {
         (**self).check_frame(frame)
     }
 
-    fn validate(&self, action: &Action<'_>, identity: &Identity, cx: &RequestContext) -> Result<(), ValidationError> {
+    fn validate(
+        &self,
+        action: &Action<'_>,
+        identity: &Identity,
+        cx: &RequestContext,
+    ) -> Result<(), ValidationError> {
         (**self).validate(action, identity, cx)
     }
 }

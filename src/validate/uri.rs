@@ -42,13 +42,19 @@ impl ResourceUriValidator {
 
     /// Allows only these schemes (compared case-insensitively).
     pub fn with_schemes<S: Into<String>>(mut self, schemes: impl IntoIterator<Item = S>) -> Self {
-        self.schemes = schemes.into_iter().map(|s| s.into().to_ascii_lowercase()).collect();
+        self.schemes = schemes
+            .into_iter()
+            .map(|s| s.into().to_ascii_lowercase())
+            .collect();
         self
     }
 
     /// Confines `file:` URIs to these absolute directories.
     pub fn with_roots<S: Into<String>>(mut self, roots: impl IntoIterator<Item = S>) -> Self {
-        self.roots = roots.into_iter().map(|r| r.into().trim_end_matches('/').to_owned()).collect();
+        self.roots = roots
+            .into_iter()
+            .map(|r| r.into().trim_end_matches('/').to_owned())
+            .collect();
         self
     }
 }
@@ -58,7 +64,8 @@ fn split_scheme(uri: &str) -> Option<(&str, &str)> {
     let (scheme, rest) = uri.split_once(':')?;
     let mut chars = scheme.chars();
     let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphabetic());
-    (first_ok && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))).then_some((scheme, rest))
+    (first_ok && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')))
+        .then_some((scheme, rest))
 }
 
 /// The decoded path of a `file:` URI's remainder (after `file:`), checked for shape.
@@ -66,14 +73,18 @@ fn file_path(rest: &str) -> Result<Cow<'_, str>, ValidationError> {
     let path = if let Some(after) = rest.strip_prefix("//") {
         let (authority, path) = after.split_at(after.find('/').unwrap_or(after.len()));
         if !(authority.is_empty() || authority.eq_ignore_ascii_case("localhost")) {
-            return Err(ValidationError::InvalidUri("file uri must have an empty or localhost authority"));
+            return Err(ValidationError::InvalidUri(
+                "file uri must have an empty or localhost authority",
+            ));
         }
         path
     } else {
         rest
     };
     if !path.starts_with('/') {
-        return Err(ValidationError::InvalidUri("file uri must have an absolute path"));
+        return Err(ValidationError::InvalidUri(
+            "file uri must have an absolute path",
+        ));
     }
     let path = path.split(['?', '#']).next().unwrap_or_default();
     decode(path)
@@ -86,24 +97,37 @@ fn decode(s: &str) -> Result<Cow<'_, str>, ValidationError> {
 }
 
 fn contains_ignore_case(haystack: &str, needle: &str) -> bool {
-    haystack.as_bytes().windows(needle.len()).any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
+    haystack
+        .as_bytes()
+        .windows(needle.len())
+        .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
 }
 
 fn check_syntax(uri: &str) -> Result<(), ValidationError> {
     if uri.len() > MAX_URI_LEN {
         return Err(ValidationError::InvalidUri("uri is too long"));
     }
-    if uri.chars().any(|c| c.is_control() || c.is_whitespace() || c == '\\') {
-        return Err(ValidationError::InvalidUri("uri contains whitespace, control characters or backslashes"));
+    if uri
+        .chars()
+        .any(|c| c.is_control() || c.is_whitespace() || c == '\\')
+    {
+        return Err(ValidationError::InvalidUri(
+            "uri contains whitespace, control characters or backslashes",
+        ));
     }
-    let (scheme, rest) = split_scheme(uri).ok_or(ValidationError::InvalidUri("uri has no scheme"))?;
+    let (scheme, rest) =
+        split_scheme(uri).ok_or(ValidationError::InvalidUri("uri has no scheme"))?;
     let hier = rest.split(['?', '#']).next().unwrap_or_default();
     let decoded = decode(hier)?;
     if decoded.contains('\0') {
-        return Err(ValidationError::InvalidUri("uri contains an encoded nul byte"));
+        return Err(ValidationError::InvalidUri(
+            "uri contains an encoded nul byte",
+        ));
     }
     if contains_ignore_case(hier, "%2f") || contains_ignore_case(hier, "%5c") {
-        return Err(ValidationError::InvalidUri("uri contains an encoded path separator"));
+        return Err(ValidationError::InvalidUri(
+            "uri contains an encoded path separator",
+        ));
     }
     if decoded.split('/').any(|seg| seg == "." || seg == "..") {
         return Err(ValidationError::InvalidUri("uri contains dot segments"));
@@ -129,19 +153,30 @@ impl InputValidator for ResourceUriValidator {
         }
     }
 
-    fn validate(&self, action: &Action<'_>, _identity: &Identity, _cx: &RequestContext) -> Result<(), ValidationError> {
-        let Some(uri) = resource_uri(action) else { return Ok(()) };
+    fn validate(
+        &self,
+        action: &Action<'_>,
+        _identity: &Identity,
+        _cx: &RequestContext,
+    ) -> Result<(), ValidationError> {
+        let Some(uri) = resource_uri(action) else {
+            return Ok(());
+        };
         // The frame stage ran already, but validate stands alone too: a caller that skips the
         // frame stage must not get past with a malformed URI.
         check_syntax(uri)?;
-        let Some((scheme, rest)) = split_scheme(uri) else { return Err(ValidationError::InvalidUri("uri has no scheme")) };
-        if !self.schemes.is_empty() && !self.schemes.iter().any(|s| s.eq_ignore_ascii_case(scheme)) {
+        let Some((scheme, rest)) = split_scheme(uri) else {
+            return Err(ValidationError::InvalidUri("uri has no scheme"));
+        };
+        if !self.schemes.is_empty() && !self.schemes.iter().any(|s| s.eq_ignore_ascii_case(scheme))
+        {
             return Err(ValidationError::SchemeNotAllowed);
         }
         if scheme.eq_ignore_ascii_case("file") && !self.roots.is_empty() {
             let path = file_path(rest)?;
             let inside = self.roots.iter().any(|root| {
-                path.strip_prefix(root.as_str()).is_some_and(|tail| tail.is_empty() || tail.starts_with('/'))
+                path.strip_prefix(root.as_str())
+                    .is_some_and(|tail| tail.is_empty() || tail.starts_with('/'))
             });
             if !inside {
                 return Err(ValidationError::OutsideRoots);
@@ -166,27 +201,65 @@ mod tests {
         assert_eq!(frame("file:///srv/data/a.txt"), Ok(()));
         assert_eq!(frame("file://localhost/srv/a"), Ok(()));
         assert_eq!(frame("https://example.com/a?b=c"), Ok(()));
-        assert!(matches!(frame("file://../../etc/passwd"), Err(ValidationError::InvalidUri(_))));
-        assert!(matches!(frame("file:///srv/data/../../etc/passwd"), Err(ValidationError::InvalidUri(_))));
-        assert!(matches!(frame("file:///srv/data/%2e%2e/etc"), Err(ValidationError::InvalidUri(_))));
-        assert!(matches!(frame("file:///srv/data/a%2f..%2fb"), Err(ValidationError::InvalidUri(_))));
-        assert!(matches!(frame("file:///srv/a%00b"), Err(ValidationError::InvalidUri(_))));
-        assert!(matches!(frame("/etc/passwd"), Err(ValidationError::InvalidUri(_))));
-        assert!(matches!(frame("file:relative"), Err(ValidationError::InvalidUri(_))));
-        assert!(matches!(frame("file:///a\\b"), Err(ValidationError::InvalidUri(_))));
-        assert!(matches!(frame("file:///a%ff"), Err(ValidationError::InvalidUri(_))));
+        assert!(matches!(
+            frame("file://../../etc/passwd"),
+            Err(ValidationError::InvalidUri(_))
+        ));
+        assert!(matches!(
+            frame("file:///srv/data/../../etc/passwd"),
+            Err(ValidationError::InvalidUri(_))
+        ));
+        assert!(matches!(
+            frame("file:///srv/data/%2e%2e/etc"),
+            Err(ValidationError::InvalidUri(_))
+        ));
+        assert!(matches!(
+            frame("file:///srv/data/a%2f..%2fb"),
+            Err(ValidationError::InvalidUri(_))
+        ));
+        assert!(matches!(
+            frame("file:///srv/a%00b"),
+            Err(ValidationError::InvalidUri(_))
+        ));
+        assert!(matches!(
+            frame("/etc/passwd"),
+            Err(ValidationError::InvalidUri(_))
+        ));
+        assert!(matches!(
+            frame("file:relative"),
+            Err(ValidationError::InvalidUri(_))
+        ));
+        assert!(matches!(
+            frame("file:///a\\b"),
+            Err(ValidationError::InvalidUri(_))
+        ));
+        assert!(matches!(
+            frame("file:///a%ff"),
+            Err(ValidationError::InvalidUri(_))
+        ));
     }
 
     #[test]
     fn confinement() {
-        let v = ResourceUriValidator::new().with_schemes(["file"]).with_roots(["/srv/data/"]);
+        let v = ResourceUriValidator::new()
+            .with_schemes(["file"])
+            .with_roots(["/srv/data/"]);
         let cx = RequestContext::new(Transport::Stdio);
         let id = Identity::new("h");
         let check = |uri: &str| v.validate(&Action::ReadResource { uri }, &id, &cx);
         assert_eq!(check("file:///srv/data/x"), Ok(()));
         assert_eq!(check("file:///srv/data"), Ok(()));
-        assert_eq!(check("file:///srv/database/x"), Err(ValidationError::OutsideRoots));
-        assert_eq!(check("file:///etc/passwd"), Err(ValidationError::OutsideRoots));
-        assert_eq!(check("https://example.com/"), Err(ValidationError::SchemeNotAllowed));
+        assert_eq!(
+            check("file:///srv/database/x"),
+            Err(ValidationError::OutsideRoots)
+        );
+        assert_eq!(
+            check("file:///etc/passwd"),
+            Err(ValidationError::OutsideRoots)
+        );
+        assert_eq!(
+            check("https://example.com/"),
+            Err(ValidationError::SchemeNotAllowed)
+        );
     }
 }

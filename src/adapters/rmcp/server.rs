@@ -1,19 +1,24 @@
 //! `SecureServer<H>`: the layer around an rmcp `ServerHandler`.
 
-#![allow(deprecated, reason = "subscribe/unsubscribe are deprecated in rmcp but still served to older peers, so they are gated too")]
+#![allow(
+    deprecated,
+    reason = "subscribe/unsubscribe are deprecated in rmcp but still served to older peers, so they are gated too"
+)]
 
 use std::borrow::Cow;
 use std::sync::Arc;
 
 use rmcp::model::{
-    CacheScope, CallToolRequestParams, CallToolResponse, CallToolResult, CancelTaskParams, CancelledNotificationParam,
-    CompleteRequestParams, CompleteResult, ContentBlock, CustomNotification, CustomRequest, CustomResult, DiscoverResult,
-    ErrorCode, GetPromptRequestParams, GetPromptResponse, GetSkillRequestParams, GetSkillResult, GetTaskParams,
-    GetTaskResult, InitializeRequestParams, InitializeResult, ListPromptsResult, ListResourceTemplatesResult,
-    ListResourcesResult, ListSkillsResult, ListToolsResult, PaginatedRequestParams, ProgressNotificationParam,
-    ProtocolVersion, ReadResourceDirectoryRequestParams, ReadResourceDirectoryResult, ReadResourceRequestParams,
-    ReadResourceResponse, ResourceContents, ServerConfig, SetLevelRequestParams, SubscribeRequestParams,
-    SubscriptionFilter, Tool, UnsubscribeRequestParams, UpdateTaskParams,
+    CacheScope, CallToolRequestParams, CallToolResponse, CallToolResult, CancelTaskParams,
+    CancelledNotificationParam, CompleteRequestParams, CompleteResult, ContentBlock,
+    CustomNotification, CustomRequest, CustomResult, DiscoverResult, ErrorCode,
+    GetPromptRequestParams, GetPromptResponse, GetSkillRequestParams, GetSkillResult,
+    GetTaskParams, GetTaskResult, InitializeRequestParams, InitializeResult, ListPromptsResult,
+    ListResourceTemplatesResult, ListResourcesResult, ListSkillsResult, ListToolsResult,
+    PaginatedRequestParams, ProgressNotificationParam, ProtocolVersion,
+    ReadResourceDirectoryRequestParams, ReadResourceDirectoryResult, ReadResourceRequestParams,
+    ReadResourceResponse, ResourceContents, ServerConfig, SetLevelRequestParams,
+    SubscribeRequestParams, SubscriptionFilter, Tool, UnsubscribeRequestParams, UpdateTaskParams,
 };
 use rmcp::service::{NotificationContext, RequestContext, SubscriptionContext};
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
@@ -91,7 +96,9 @@ impl<H> Clone for SecureServer<H> {
 /// The JSON-RPC error for a denial (see the module docs for the table).
 fn wire_error(action: &Action<'_>, d: &Denial) -> McpError {
     let code = match (d.kind(), action) {
-        (DenyKind::NotFound, Action::ReadResource { .. } | Action::SubscribeResource { .. }) => RESOURCE_NOT_FOUND,
+        (DenyKind::NotFound, Action::ReadResource { .. } | Action::SubscribeResource { .. }) => {
+            RESOURCE_NOT_FOUND
+        }
         (kind, _) => kind.code(),
     };
     McpError::new(ErrorCode(code), d.reason().to_owned(), None)
@@ -113,7 +120,12 @@ impl<H: ServerHandler> SecureServer<H> {
     /// says which; the transport is recorded as stdio unless [`with_transport`](Self::with_transport)
     /// says otherwise.
     pub fn new(inner: H, layer: SecurityLayer) -> Self {
-        SecureServer { inner: Arc::new(inner), layer, credentials: Credentials::none(), transport: Transport::Stdio }
+        SecureServer {
+            inner: Arc::new(inner),
+            layer,
+            credentials: Credentials::none(),
+            transport: Transport::Stdio,
+        }
     }
 
     /// The credentials every request on this connection presents. Over stdio there is one caller,
@@ -141,7 +153,8 @@ impl<H: ServerHandler> SecureServer<H> {
     }
 
     fn context(&self, id: Option<&rmcp::model::RequestId>) -> crate::RequestContext {
-        let cx = crate::RequestContext::new(self.transport).with_credentials(self.credentials.clone());
+        let cx =
+            crate::RequestContext::new(self.transport).with_credentials(self.credentials.clone());
         match id {
             Some(id) => cx.with_correlation_id(correlation(id)),
             None => cx,
@@ -150,7 +163,12 @@ impl<H: ServerHandler> SecureServer<H> {
 
     /// Runs the checks before the handler and, when they pass, puts the identity where the inner
     /// handler can read it.
-    async fn admit(&self, action: &Action<'_>, cx: &crate::RequestContext, ext: &mut rmcp::model::Extensions) -> Result<Admission, McpError> {
+    async fn admit(
+        &self,
+        action: &Action<'_>,
+        cx: &crate::RequestContext,
+        ext: &mut rmcp::model::Extensions,
+    ) -> Result<Admission, McpError> {
         match self.layer.admit(action, cx, None).await {
             Ok(admission) => {
                 ext.insert(admission.identity().clone());
@@ -161,7 +179,14 @@ impl<H: ServerHandler> SecureServer<H> {
     }
 
     /// Audits the handler's answer; an audit failure in fail-closed mode replaces the answer.
-    async fn finish<T>(&self, admission: Admission, action: &Action<'_>, cx: &crate::RequestContext, result: Result<T, McpError>, redactions: u32) -> Result<T, McpError> {
+    async fn finish<T>(
+        &self,
+        admission: Admission,
+        action: &Action<'_>,
+        cx: &crate::RequestContext,
+        result: Result<T, McpError>,
+        redactions: u32,
+    ) -> Result<T, McpError> {
         let completion = match &result {
             Ok(_) => Completion::ok(redactions),
             Err(e) => Completion::HandlerError { code: e.code.0 },
@@ -174,7 +199,12 @@ impl<H: ServerHandler> SecureServer<H> {
 
     /// Gate for requests whose result needs no redaction or filtering. The inner handler is
     /// called only after the checks pass, with the identity in the context's extensions.
-    async fn gated<'a, T, F, Fut>(&'a self, action: Action<'_>, mut context: RequestContext<RoleServer>, call: F) -> Result<T, McpError>
+    async fn gated<'a, T, F, Fut>(
+        &'a self,
+        action: Action<'_>,
+        mut context: RequestContext<RoleServer>,
+        call: F,
+    ) -> Result<T, McpError>
     where
         F: FnOnce(&'a H, RequestContext<RoleServer>) -> Fut,
         Fut: Future<Output = Result<T, McpError>>,
@@ -186,13 +216,20 @@ impl<H: ServerHandler> SecureServer<H> {
     }
 
     /// Checks a notification; `true` when it may be forwarded.
-    async fn notification_allowed(&self, method: &str, context: &mut NotificationContext<RoleServer>) -> bool {
+    async fn notification_allowed(
+        &self,
+        method: &str,
+        context: &mut NotificationContext<RoleServer>,
+    ) -> bool {
         let cx = self.context(None);
         let action = Action::Notification { method };
         match self.layer.admit(&action, &cx, None).await {
             Ok(admission) => {
                 context.extensions.insert(admission.identity().clone());
-                self.layer.complete(admission, &action, &cx, Completion::ok(0)).await.is_ok()
+                self.layer
+                    .complete(admission, &action, &cx, Completion::ok(0))
+                    .await
+                    .is_ok()
             }
             Err(_) => false,
         }
@@ -202,27 +239,38 @@ impl<H: ServerHandler> SecureServer<H> {
         let mut report = RedactionReport::default();
         for c in contents {
             match c {
-                ResourceContents::TextResourceContents { text, .. } => report.merge(&self.layer.redact_string(text)),
+                ResourceContents::TextResourceContents { text, .. } => {
+                    report.merge(&self.layer.redact_string(text))
+                }
                 // Binary blobs are base64: a text detector finds nothing useful in them.
                 ResourceContents::BlobResourceContents { .. } => {}
                 other => {
                     let uri = String::new();
-                    report.merge(&self.redact_via_json(other, || ResourceContents::text("[REDACTED]", uri)));
+                    report.merge(
+                        &self.redact_via_json(other, || ResourceContents::text("[REDACTED]", uri)),
+                    );
                 }
             }
         }
         report
     }
 
-    fn redact_blocks<'a>(&self, blocks: impl IntoIterator<Item = &'a mut ContentBlock>) -> RedactionReport {
+    fn redact_blocks<'a>(
+        &self,
+        blocks: impl IntoIterator<Item = &'a mut ContentBlock>,
+    ) -> RedactionReport {
         let mut report = RedactionReport::default();
         for block in blocks {
             match block {
                 ContentBlock::Text(t) => report.merge(&self.layer.redact_string(&mut t.text)),
-                ContentBlock::Resource(r) => report.merge(&self.redact_contents(std::slice::from_mut(&mut r.resource))),
+                ContentBlock::Resource(r) => {
+                    report.merge(&self.redact_contents(std::slice::from_mut(&mut r.resource)))
+                }
                 ContentBlock::Image(_) | ContentBlock::Audio(_) => {}
                 // Resource links and any content kind added later: redact every string in it.
-                other => report.merge(&self.redact_via_json(other, || ContentBlock::text("[REDACTED]"))),
+                other => {
+                    report.merge(&self.redact_via_json(other, || ContentBlock::text("[REDACTED]")))
+                }
             }
         }
         report
@@ -293,15 +341,25 @@ impl<H: ServerHandler> ServerHandler for SecureServer<H> {
         self.gated(Action::Ping, context, |h, c| h.ping(c)).await
     }
 
-    async fn initialize(&self, request: InitializeRequestParams, mut context: RequestContext<RoleServer>) -> Result<InitializeResult, McpError> {
+    async fn initialize(
+        &self,
+        request: InitializeRequestParams,
+        mut context: RequestContext<RoleServer>,
+    ) -> Result<InitializeResult, McpError> {
         // A connection whose credentials fail is refused here, at its first request.
         let cx = self.context(Some(&context.id));
-        let admission = self.admit(&Action::Initialize, &cx, &mut context.extensions).await?;
+        let admission = self
+            .admit(&Action::Initialize, &cx, &mut context.extensions)
+            .await?;
         let result = self.inner.initialize(request, context).await;
-        self.finish(admission, &Action::Initialize, &cx, result, 0).await
+        self.finish(admission, &Action::Initialize, &cx, result, 0)
+            .await
     }
 
-    fn negotiate_initialize(&self, request: &InitializeRequestParams) -> Result<InitializeResult, McpError> {
+    fn negotiate_initialize(
+        &self,
+        request: &InitializeRequestParams,
+    ) -> Result<InitializeResult, McpError> {
         self.inner.negotiate_initialize(request)
     }
 
@@ -309,23 +367,62 @@ impl<H: ServerHandler> ServerHandler for SecureServer<H> {
         self.inner.supported_protocol_versions()
     }
 
-    async fn discover(&self, context: RequestContext<RoleServer>) -> Result<DiscoverResult, McpError> {
-        self.gated(Action::Other { method: "server/discover" }, context, |h, c| h.discover(c)).await
+    async fn discover(
+        &self,
+        context: RequestContext<RoleServer>,
+    ) -> Result<DiscoverResult, McpError> {
+        self.gated(
+            Action::Other {
+                method: "server/discover",
+            },
+            context,
+            |h, c| h.discover(c),
+        )
+        .await
     }
 
-    async fn complete(&self, request: CompleteRequestParams, context: RequestContext<RoleServer>) -> Result<CompleteResult, McpError> {
-        self.gated(Action::Other { method: "completion/complete" }, context, |h, c| h.complete(request, c)).await
+    async fn complete(
+        &self,
+        request: CompleteRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CompleteResult, McpError> {
+        self.gated(
+            Action::Other {
+                method: "completion/complete",
+            },
+            context,
+            |h, c| h.complete(request, c),
+        )
+        .await
     }
 
-    async fn set_level(&self, request: SetLevelRequestParams, context: RequestContext<RoleServer>) -> Result<(), McpError> {
-        self.gated(Action::Other { method: "logging/setLevel" }, context, |h, c| h.set_level(request, c)).await
+    async fn set_level(
+        &self,
+        request: SetLevelRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        self.gated(
+            Action::Other {
+                method: "logging/setLevel",
+            },
+            context,
+            |h, c| h.set_level(request, c),
+        )
+        .await
     }
 
-    async fn get_prompt(&self, request: GetPromptRequestParams, mut context: RequestContext<RoleServer>) -> Result<GetPromptResponse, McpError> {
+    async fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        mut context: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, McpError> {
         let name = request.name.clone();
         let cx = self.context(Some(&context.id));
         let admission = {
-            let action = Action::GetPrompt { name: &request.name, arguments: request.arguments.as_ref() };
+            let action = Action::GetPrompt {
+                name: &request.name,
+                arguments: request.arguments.as_ref(),
+            };
             self.admit(&action, &cx, &mut context.extensions).await?
         };
         let mut result = self.inner.get_prompt(request, context).await;
@@ -333,36 +430,81 @@ impl<H: ServerHandler> ServerHandler for SecureServer<H> {
         if let Ok(GetPromptResponse::Complete(r)) = result.as_mut() {
             redactions = count(&self.redact_blocks(r.messages.iter_mut().map(|m| &mut m.content)));
         }
-        let action = Action::GetPrompt { name: &name, arguments: None };
-        self.finish(admission, &action, &cx, result, redactions).await
+        let action = Action::GetPrompt {
+            name: &name,
+            arguments: None,
+        };
+        self.finish(admission, &action, &cx, result, redactions)
+            .await
     }
 
-    async fn list_prompts(&self, request: Option<PaginatedRequestParams>, context: RequestContext<RoleServer>) -> Result<ListPromptsResult, McpError> {
-        self.listed(ListKind::Prompts, context, |h, c| h.list_prompts(request, c), |list: &mut ListPromptsResult, permits| {
-            list.prompts.retain(|p| permits(&Action::GetPrompt { name: &p.name, arguments: None }));
-            list.cache_scope = Some(CacheScope::Private);
-        })
+    async fn list_prompts(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, McpError> {
+        self.listed(
+            ListKind::Prompts,
+            context,
+            |h, c| h.list_prompts(request, c),
+            |list: &mut ListPromptsResult, permits| {
+                list.prompts.retain(|p| {
+                    permits(&Action::GetPrompt {
+                        name: &p.name,
+                        arguments: None,
+                    })
+                });
+                list.cache_scope = Some(CacheScope::Private);
+            },
+        )
         .await
     }
 
-    async fn list_resources(&self, request: Option<PaginatedRequestParams>, context: RequestContext<RoleServer>) -> Result<ListResourcesResult, McpError> {
-        self.listed(ListKind::Resources, context, |h, c| h.list_resources(request, c), |list: &mut ListResourcesResult, permits| {
-            list.resources.retain(|r| permits(&Action::ReadResource { uri: &r.uri }));
-            list.cache_scope = Some(CacheScope::Private);
-        })
+    async fn list_resources(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, McpError> {
+        self.listed(
+            ListKind::Resources,
+            context,
+            |h, c| h.list_resources(request, c),
+            |list: &mut ListResourcesResult, permits| {
+                list.resources
+                    .retain(|r| permits(&Action::ReadResource { uri: &r.uri }));
+                list.cache_scope = Some(CacheScope::Private);
+            },
+        )
         .await
     }
 
-    async fn list_resource_templates(&self, request: Option<PaginatedRequestParams>, context: RequestContext<RoleServer>) -> Result<ListResourceTemplatesResult, McpError> {
-        self.listed(ListKind::ResourceTemplates, context, |h, c| h.list_resource_templates(request, c), |list: &mut ListResourceTemplatesResult, permits| {
-            // A template is listed when its literal text falls under a readable URI pattern.
-            list.resource_templates.retain(|t| permits(&Action::ReadResource { uri: &t.uri_template }));
-            list.cache_scope = Some(CacheScope::Private);
-        })
+    async fn list_resource_templates(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, McpError> {
+        self.listed(
+            ListKind::ResourceTemplates,
+            context,
+            |h, c| h.list_resource_templates(request, c),
+            |list: &mut ListResourceTemplatesResult, permits| {
+                // A template is listed when its literal text falls under a readable URI pattern.
+                list.resource_templates.retain(|t| {
+                    permits(&Action::ReadResource {
+                        uri: &t.uri_template,
+                    })
+                });
+                list.cache_scope = Some(CacheScope::Private);
+            },
+        )
         .await
     }
 
-    async fn read_resource(&self, request: ReadResourceRequestParams, mut context: RequestContext<RoleServer>) -> Result<ReadResourceResponse, McpError> {
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        mut context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, McpError> {
         let uri = request.uri.clone();
         let cx = self.context(Some(&context.id));
         let action = Action::ReadResource { uri: &uri };
@@ -372,17 +514,23 @@ impl<H: ServerHandler> ServerHandler for SecureServer<H> {
         if let Ok(ReadResourceResponse::Complete(r)) = result.as_mut() {
             redactions = count(&self.redact_contents(&mut r.contents));
         }
-        self.finish(admission, &action, &cx, result, redactions).await
+        self.finish(admission, &action, &cx, result, redactions)
+            .await
     }
 
-    fn accepted_subscription_filter(&self, requested: &SubscriptionFilter) -> Option<SubscriptionFilter> {
+    fn accepted_subscription_filter(
+        &self,
+        requested: &SubscriptionFilter,
+    ) -> Option<SubscriptionFilter> {
         self.inner.accepted_subscription_filter(requested)
     }
 
     async fn listen(&self, context: SubscriptionContext) -> Result<(), McpError> {
         // rmcp acknowledges subscriptions/listen before calling listen, so a refusal here ends
         // the stream right after the acknowledgment; gate it at the HTTP layer too.
-        let action = Action::Other { method: "subscriptions/listen" };
+        let action = Action::Other {
+            method: "subscriptions/listen",
+        };
         let cx = self.context(Some(&context.request_context().id));
         let admission = match self.layer.admit(&action, &cx, None).await {
             Ok(a) => a,
@@ -392,30 +540,66 @@ impl<H: ServerHandler> ServerHandler for SecureServer<H> {
         self.finish(admission, &action, &cx, result, 0).await
     }
 
-    async fn subscribe(&self, request: SubscribeRequestParams, context: RequestContext<RoleServer>) -> Result<(), McpError> {
+    async fn subscribe(
+        &self,
+        request: SubscribeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
         let uri = request.uri.clone();
-        self.gated(Action::SubscribeResource { uri: &uri, unsubscribe: false }, context, |h, c| h.subscribe(request, c)).await
+        self.gated(
+            Action::SubscribeResource {
+                uri: &uri,
+                unsubscribe: false,
+            },
+            context,
+            |h, c| h.subscribe(request, c),
+        )
+        .await
     }
 
-    async fn unsubscribe(&self, request: UnsubscribeRequestParams, context: RequestContext<RoleServer>) -> Result<(), McpError> {
+    async fn unsubscribe(
+        &self,
+        request: UnsubscribeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
         let uri = request.uri.clone();
-        self.gated(Action::SubscribeResource { uri: &uri, unsubscribe: true }, context, |h, c| h.unsubscribe(request, c)).await
+        self.gated(
+            Action::SubscribeResource {
+                uri: &uri,
+                unsubscribe: true,
+            },
+            context,
+            |h, c| h.unsubscribe(request, c),
+        )
+        .await
     }
 
-    async fn call_tool(&self, request: CallToolRequestParams, mut context: RequestContext<RoleServer>) -> Result<CallToolResponse, McpError> {
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        mut context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, McpError> {
         let cx = self.context(Some(&context.id));
         let admitted = {
-            let action = Action::CallTool { name: &request.name, arguments: request.arguments.as_ref() };
+            let action = Action::CallTool {
+                name: &request.name,
+                arguments: request.arguments.as_ref(),
+            };
             self.layer.admit(&action, &cx, None).await
         };
         let admission = match admitted {
             Ok(a) => a,
             // Argument problems are tool results the model can read and correct (MCP 2025-11-25).
             Err(d) if d.kind() == DenyKind::InvalidArguments => {
-                return Ok(CallToolResult::error(vec![ContentBlock::text(d.reason().to_owned())]).into());
+                return Ok(
+                    CallToolResult::error(vec![ContentBlock::text(d.reason().to_owned())]).into(),
+                );
             }
             Err(d) => {
-                let action = Action::CallTool { name: &request.name, arguments: None };
+                let action = Action::CallTool {
+                    name: &request.name,
+                    arguments: None,
+                };
                 return Err(wire_error(&action, &d));
             }
         };
@@ -426,15 +610,33 @@ impl<H: ServerHandler> ServerHandler for SecureServer<H> {
         if let Ok(CallToolResponse::Complete(r)) = result.as_mut() {
             redactions = self.redact_tool_result(r);
         }
-        let action = Action::CallTool { name: &name, arguments: None };
-        self.finish(admission, &action, &cx, result, redactions).await
+        let action = Action::CallTool {
+            name: &name,
+            arguments: None,
+        };
+        self.finish(admission, &action, &cx, result, redactions)
+            .await
     }
 
-    async fn list_tools(&self, request: Option<PaginatedRequestParams>, context: RequestContext<RoleServer>) -> Result<ListToolsResult, McpError> {
-        self.listed(ListKind::Tools, context, |h, c| h.list_tools(request, c), |list: &mut ListToolsResult, permits| {
-            list.tools.retain(|t| permits(&Action::CallTool { name: &t.name, arguments: None }));
-            list.cache_scope = Some(CacheScope::Private);
-        })
+    async fn list_tools(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, McpError> {
+        self.listed(
+            ListKind::Tools,
+            context,
+            |h, c| h.list_tools(request, c),
+            |list: &mut ListToolsResult, permits| {
+                list.tools.retain(|t| {
+                    permits(&Action::CallTool {
+                        name: &t.name,
+                        arguments: None,
+                    })
+                });
+                list.cache_scope = Some(CacheScope::Private);
+            },
+        )
         .await
     }
 
@@ -444,50 +646,97 @@ impl<H: ServerHandler> ServerHandler for SecureServer<H> {
         self.inner.get_tool(name)
     }
 
-    async fn on_custom_request(&self, request: CustomRequest, context: RequestContext<RoleServer>) -> Result<CustomResult, McpError> {
+    async fn on_custom_request(
+        &self,
+        request: CustomRequest,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CustomResult, McpError> {
         // rmcp hands over any request it could not read as a typed one, so a `tools/call`
         // whose `name` is a number arrives here. A known MCP method is never served as custom:
         // its parameters are malformed, and it is refused as such.
         match Action::from_method(&request.method, request.params.as_ref(), false) {
             Ok(Action::Other { .. }) => {}
             other => {
-                let error = other.err().unwrap_or(MessageError::InvalidParams { field: "params", expected: "what the method defines" });
+                let error = other.err().unwrap_or(MessageError::InvalidParams {
+                    field: "params",
+                    expected: "what the method defines",
+                });
                 let cx = self.context(Some(&context.id));
-                let d = self.layer.reject_malformed(&request.method, &cx, &error).await;
-                return Err(wire_error(&Action::Other { method: &request.method }, &d));
+                let d = self
+                    .layer
+                    .reject_malformed(&request.method, &cx, &error)
+                    .await;
+                return Err(wire_error(
+                    &Action::Other {
+                        method: &request.method,
+                    },
+                    &d,
+                ));
             }
         }
         let method = request.method.clone();
-        self.gated(Action::Other { method: &method }, context, |h, c| h.on_custom_request(request, c)).await
+        self.gated(Action::Other { method: &method }, context, |h, c| {
+            h.on_custom_request(request, c)
+        })
+        .await
     }
 
-    async fn on_cancelled(&self, notification: CancelledNotificationParam, mut context: NotificationContext<RoleServer>) {
-        if self.notification_allowed("notifications/cancelled", &mut context).await {
+    async fn on_cancelled(
+        &self,
+        notification: CancelledNotificationParam,
+        mut context: NotificationContext<RoleServer>,
+    ) {
+        if self
+            .notification_allowed("notifications/cancelled", &mut context)
+            .await
+        {
             self.inner.on_cancelled(notification, context).await;
         }
     }
 
-    async fn on_progress(&self, notification: ProgressNotificationParam, mut context: NotificationContext<RoleServer>) {
-        if self.notification_allowed("notifications/progress", &mut context).await {
+    async fn on_progress(
+        &self,
+        notification: ProgressNotificationParam,
+        mut context: NotificationContext<RoleServer>,
+    ) {
+        if self
+            .notification_allowed("notifications/progress", &mut context)
+            .await
+        {
             self.inner.on_progress(notification, context).await;
         }
     }
 
     async fn on_initialized(&self, mut context: NotificationContext<RoleServer>) {
-        if self.notification_allowed("notifications/initialized", &mut context).await {
+        if self
+            .notification_allowed("notifications/initialized", &mut context)
+            .await
+        {
             self.inner.on_initialized(context).await;
         }
     }
 
     async fn on_roots_list_changed(&self, mut context: NotificationContext<RoleServer>) {
-        if self.notification_allowed("notifications/roots/list_changed", &mut context).await {
+        if self
+            .notification_allowed("notifications/roots/list_changed", &mut context)
+            .await
+        {
             self.inner.on_roots_list_changed(context).await;
         }
     }
 
-    async fn on_custom_notification(&self, notification: CustomNotification, mut context: NotificationContext<RoleServer>) {
-        if self.notification_allowed(&notification.method.clone(), &mut context).await {
-            self.inner.on_custom_notification(notification, context).await;
+    async fn on_custom_notification(
+        &self,
+        notification: CustomNotification,
+        mut context: NotificationContext<RoleServer>,
+    ) {
+        if self
+            .notification_allowed(&notification.method.clone(), &mut context)
+            .await
+        {
+            self.inner
+                .on_custom_notification(notification, context)
+                .await;
         }
     }
 
@@ -495,27 +744,93 @@ impl<H: ServerHandler> ServerHandler for SecureServer<H> {
         self.inner.get_info()
     }
 
-    async fn get_task(&self, request: GetTaskParams, context: RequestContext<RoleServer>) -> Result<GetTaskResult, McpError> {
-        self.gated(Action::Other { method: "tasks/get" }, context, |h, c| h.get_task(request, c)).await
+    async fn get_task(
+        &self,
+        request: GetTaskParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<GetTaskResult, McpError> {
+        self.gated(
+            Action::Other {
+                method: "tasks/get",
+            },
+            context,
+            |h, c| h.get_task(request, c),
+        )
+        .await
     }
 
-    async fn update_task(&self, request: UpdateTaskParams, context: RequestContext<RoleServer>) -> Result<(), McpError> {
-        self.gated(Action::Other { method: "tasks/update" }, context, |h, c| h.update_task(request, c)).await
+    async fn update_task(
+        &self,
+        request: UpdateTaskParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        self.gated(
+            Action::Other {
+                method: "tasks/update",
+            },
+            context,
+            |h, c| h.update_task(request, c),
+        )
+        .await
     }
 
-    async fn cancel_task(&self, request: CancelTaskParams, context: RequestContext<RoleServer>) -> Result<(), McpError> {
-        self.gated(Action::Other { method: "tasks/cancel" }, context, |h, c| h.cancel_task(request, c)).await
+    async fn cancel_task(
+        &self,
+        request: CancelTaskParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        self.gated(
+            Action::Other {
+                method: "tasks/cancel",
+            },
+            context,
+            |h, c| h.cancel_task(request, c),
+        )
+        .await
     }
 
-    async fn list_skills(&self, request: Option<PaginatedRequestParams>, context: RequestContext<RoleServer>) -> Result<ListSkillsResult, McpError> {
-        self.gated(Action::Other { method: "skills/list" }, context, |h, c| h.list_skills(request, c)).await
+    async fn list_skills(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListSkillsResult, McpError> {
+        self.gated(
+            Action::Other {
+                method: "skills/list",
+            },
+            context,
+            |h, c| h.list_skills(request, c),
+        )
+        .await
     }
 
-    async fn get_skill(&self, request: GetSkillRequestParams, context: RequestContext<RoleServer>) -> Result<GetSkillResult, McpError> {
-        self.gated(Action::Other { method: "skills/get" }, context, |h, c| h.get_skill(request, c)).await
+    async fn get_skill(
+        &self,
+        request: GetSkillRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<GetSkillResult, McpError> {
+        self.gated(
+            Action::Other {
+                method: "skills/get",
+            },
+            context,
+            |h, c| h.get_skill(request, c),
+        )
+        .await
     }
 
-    async fn read_resource_directory(&self, request: ReadResourceDirectoryRequestParams, context: RequestContext<RoleServer>) -> Result<ReadResourceDirectoryResult, McpError> {
-        self.gated(Action::Other { method: "resources/directory/read" }, context, |h, c| h.read_resource_directory(request, c)).await
+    async fn read_resource_directory(
+        &self,
+        request: ReadResourceDirectoryRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceDirectoryResult, McpError> {
+        self.gated(
+            Action::Other {
+                method: "resources/directory/read",
+            },
+            context,
+            |h, c| h.read_resource_directory(request, c),
+        )
+        .await
     }
 }
