@@ -98,6 +98,16 @@ impl<'a> Action<'a> {
     /// The JSON-RPC method this action came from.
     pub fn method(&self) -> &'a str {
         match *self {
+            Action::Notification { method } | Action::Other { method } => method,
+            // Every other action has a protocol method.
+            _ => self.protocol_method().unwrap_or_default(),
+        }
+    }
+
+    /// The method as a `'static` string, for every action but `Notification` and `Other`
+    /// (whose method is whatever the peer sent).
+    pub fn protocol_method(&self) -> Option<&'static str> {
+        Some(match *self {
             Action::Initialize => "initialize",
             Action::Ping => "ping",
             Action::CallTool { .. } => "tools/call",
@@ -110,8 +120,8 @@ impl<'a> Action<'a> {
             } => "resources/unsubscribe",
             Action::GetPrompt { .. } => "prompts/get",
             Action::List(kind) => kind.method(),
-            Action::Notification { method } | Action::Other { method } => method,
-        }
+            Action::Notification { .. } | Action::Other { .. } => return None,
+        })
     }
 
     /// The tool, prompt or resource the action targets.

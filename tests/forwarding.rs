@@ -547,3 +547,60 @@ fn forwarded_methods_match_the_rmcp_in_cargo_lock() {
         "rmcp's ServerHandler methods changed: update SecureServer and FORWARDED_METHODS"
     );
 }
+
+/// A handler that never answers a tool call.
+#[derive(Clone)]
+struct Stuck;
+
+impl ServerHandler for Stuck {
+    async fn call_tool(
+        &self,
+        _r: CallToolRequestParams,
+        _c: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, McpError> {
+        std::future::pending().await
+    }
+}
+
+#[tokio::test]
+async fn a_request_dropped_mid_handler_is_still_audited() {
+    let audit = Arc::new(MemorySink::new());
+    let secure = SecureServer::new(Stuck, allow_all_layer(audit.clone()));
+    let (server_io, client_io) = tokio::io::duplex(64 * 1024);
+    let (peer_tx, peer_rx) = tokio::sync::oneshot::channel();
+    let served = secure.clone();
+    tokio::spawn(async move {
+        let running = served.serve(server_io).await.unwrap();
+        let _ = peer_tx.send(running.peer().clone());
+        let _ = running.waiting().await;
+    });
+    let client = ().serve(client_io).await.unwrap();
+    let peer = peer_rx.await.unwrap();
+
+    let call = secure.call_tool(
+        CallToolRequestParams::new("slow"),
+        RequestContext::new(NumberOrString::Number(7), peer),
+    );
+    assert!(
+        tokio::time::timeout(Duration::from_millis(20), call)
+            .await
+            .is_err(),
+        "the stuck handler answered"
+    );
+    let mut record = None;
+    for _ in 0..100 {
+        record = audit
+            .records()
+            .into_iter()
+            .find(|r| r["method"] == "tools/call");
+        if record.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let record = record.expect("the dropped request was audited");
+    assert_eq!(record["outcome"], "cancelled");
+    assert_eq!(record["target"], "slow");
+    assert_eq!(record["correlation_id"], 7);
+    client.cancel().await.unwrap();
+}

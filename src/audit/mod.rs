@@ -40,6 +40,8 @@ pub enum AuditOutcome {
     Deny,
     /// The request passed every check and the handler returned an error.
     Error,
+    /// The request passed every check, but the handler never answered (cancelled).
+    Cancelled,
 }
 
 /// What an audit sink does when it cannot write.

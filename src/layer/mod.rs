@@ -112,6 +112,9 @@ pub enum Completion {
         /// The error code.
         code: i32,
     },
+    /// The handler never answered: the request was cancelled or the connection closed while it
+    /// ran.
+    Cancelled,
 }
 
 impl Completion {
@@ -240,9 +243,27 @@ impl SecurityLayer {
         cx: &RequestContext,
         completion: Completion,
     ) -> Result<(), Denial> {
+        self.complete_named(admission, action.method(), action.target(), cx, completion)
+            .await
+    }
+
+    /// [`complete`](Self::complete) for an adapter that no longer holds the action: the audit
+    /// record needs only its method and target.
+    ///
+    /// # Errors
+    /// As [`complete`](Self::complete).
+    pub async fn complete_named(
+        &self,
+        admission: Admission,
+        method: &str,
+        target: Option<&str>,
+        cx: &RequestContext,
+        completion: Completion,
+    ) -> Result<(), Denial> {
         let (outcome, error_code, redactions) = match completion {
             Completion::Ok { redactions } => (AuditOutcome::Allow, None, redactions),
             Completion::HandlerError { code } => (AuditOutcome::Error, Some(code), 0),
+            Completion::Cancelled => (AuditOutcome::Cancelled, None, 0),
         };
         let rec = Record {
             identity: Some(&admission.identity),
@@ -259,7 +280,7 @@ impl SecurityLayer {
             redactions,
             started: admission.started,
         };
-        match self.write_audit(action, cx, rec).await {
+        match self.write_audit(method, target, cx, rec).await {
             Ok(()) => Ok(()),
             Err(()) => Err(
                 Denial::new(Stage::Audit, DenyKind::Unavailable, "audit unavailable")
@@ -291,25 +312,27 @@ impl SecurityLayer {
         };
         // The request is refused whatever the sink says; a failed write is counted in
         // `write_audit`, never dropped silently.
-        let _ = self.write_audit(action, cx, rec).await;
+        let _ = self
+            .write_audit(action.method(), action.target(), cx, rec)
+            .await;
         denial
     }
 
     /// Writes one record. `Err(())` means the request must be refused (fail closed).
     async fn write_audit(
         &self,
-        action: &Action<'_>,
+        method: &str,
+        target: Option<&str>,
         cx: &RequestContext,
         rec: Record<'_>,
     ) -> Result<(), ()> {
         let inner = &*self.inner;
         // The target can itself carry personal data (a resource URI with an e-mail in it).
-        let redacted_target = action
-            .target()
-            .and_then(|t| inner.redactor.as_ref().and_then(|r| r.redact_text(t)));
+        let redacted_target =
+            target.and_then(|t| inner.redactor.as_ref().and_then(|r| r.redact_text(t)));
         let target = match &redacted_target {
             Some(r) => Some(r.text()),
-            None => action.target(),
+            None => target,
         };
         let event = AuditEvent {
             timestamp: cx.received_at(),
@@ -320,7 +343,7 @@ impl SecurityLayer {
             host: rec.identity.map(Identity::host),
             subject: rec.identity.map(Identity::subject),
             auth_method: rec.identity.map(Identity::method),
-            method: action.method(),
+            method,
             target,
             outcome: rec.outcome,
             stage: rec.stage,

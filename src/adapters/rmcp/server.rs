@@ -115,6 +115,113 @@ fn count(r: &RedactionReport) -> u32 {
     r.total()
 }
 
+/// An admitted request whose audit record is still owed.
+///
+/// [`Pending::finish`] writes it once the handler has answered. If the handler's future is
+/// dropped instead (the client cancelled, the connection closed), `Drop` writes it as cancelled
+/// from a task on the current runtime, so no admitted request goes unaudited.
+struct Pending {
+    layer: SecurityLayer,
+    admission: Option<Admission>,
+    method: Cow<'static, str>,
+    target: Option<String>,
+    cx: crate::RequestContext,
+}
+
+impl Pending {
+    fn new(
+        layer: &SecurityLayer,
+        admission: Admission,
+        action: &Action<'_>,
+        cx: crate::RequestContext,
+    ) -> Self {
+        let method = match action.protocol_method() {
+            Some(m) => Cow::Borrowed(m),
+            None => Cow::Owned(action.method().to_owned()),
+        };
+        Pending {
+            layer: layer.clone(),
+            admission: Some(admission),
+            method,
+            target: action.target().map(str::to_owned),
+            cx,
+        }
+    }
+
+    fn identity(&self) -> &crate::Identity {
+        match &self.admission {
+            Some(a) => a.identity(),
+            // INVARIANT: the admission is taken only by `finish`, which consumes `self`.
+            None => unreachable!("pending admission already finished"),
+        }
+    }
+
+    fn permits(&self, action: &Action<'_>) -> bool {
+        self.admission
+            .as_ref()
+            .is_some_and(|a| self.layer.permits(a.identity(), action, &self.cx))
+    }
+
+    /// Audits the handler's answer; an audit failure in fail-closed mode replaces the answer.
+    async fn finish<T>(
+        mut self,
+        result: Result<T, McpError>,
+        redactions: u32,
+    ) -> Result<T, McpError> {
+        let Some(admission) = self.admission.take() else {
+            return result;
+        };
+        let completion = match &result {
+            Ok(_) => Completion::ok(redactions),
+            Err(e) => Completion::HandlerError { code: e.code.0 },
+        };
+        match self
+            .layer
+            .complete_named(
+                admission,
+                &self.method,
+                self.target.as_deref(),
+                &self.cx,
+                completion,
+            )
+            .await
+        {
+            Ok(()) => result,
+            Err(d) => Err(McpError::new(
+                ErrorCode(d.kind().code()),
+                d.reason().to_owned(),
+                None,
+            )),
+        }
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        let Some(admission) = self.admission.take() else {
+            return;
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let layer = self.layer.clone();
+        let method = std::mem::take(&mut self.method);
+        let target = self.target.take();
+        let cx = self.cx.clone();
+        runtime.spawn(async move {
+            let _ = layer
+                .complete_named(
+                    admission,
+                    &method,
+                    target.as_deref(),
+                    &cx,
+                    Completion::Cancelled,
+                )
+                .await;
+        });
+    }
+}
+
 impl<H: ServerHandler> SecureServer<H> {
     /// Wraps `inner`. Requests carry no credentials until [`with_credentials`](Self::with_credentials)
     /// says which; the transport is recorded as stdio unless [`with_transport`](Self::with_transport)
@@ -162,37 +269,18 @@ impl<H: ServerHandler> SecureServer<H> {
     }
 
     /// Runs the checks before the handler and, when they pass, puts the identity where the inner
-    /// handler can read it.
+    /// handler can read it and returns the audit record still owed.
     async fn admit(
         &self,
         action: &Action<'_>,
-        cx: &crate::RequestContext,
+        cx: crate::RequestContext,
         ext: &mut rmcp::model::Extensions,
-    ) -> Result<Admission, McpError> {
-        match self.layer.admit(action, cx, None).await {
+    ) -> Result<Pending, McpError> {
+        match self.layer.admit(action, &cx, None).await {
             Ok(admission) => {
                 ext.insert(admission.identity().clone());
-                Ok(admission)
+                Ok(Pending::new(&self.layer, admission, action, cx))
             }
-            Err(d) => Err(wire_error(action, &d)),
-        }
-    }
-
-    /// Audits the handler's answer; an audit failure in fail-closed mode replaces the answer.
-    async fn finish<T>(
-        &self,
-        admission: Admission,
-        action: &Action<'_>,
-        cx: &crate::RequestContext,
-        result: Result<T, McpError>,
-        redactions: u32,
-    ) -> Result<T, McpError> {
-        let completion = match &result {
-            Ok(_) => Completion::ok(redactions),
-            Err(e) => Completion::HandlerError { code: e.code.0 },
-        };
-        match self.layer.complete(admission, action, cx, completion).await {
-            Ok(()) => result,
             Err(d) => Err(wire_error(action, &d)),
         }
     }
@@ -210,9 +298,9 @@ impl<H: ServerHandler> SecureServer<H> {
         Fut: Future<Output = Result<T, McpError>>,
     {
         let cx = self.context(Some(&context.id));
-        let admission = self.admit(&action, &cx, &mut context.extensions).await?;
+        let pending = self.admit(&action, cx, &mut context.extensions).await?;
         let result = call(&self.inner, context).await;
-        self.finish(admission, &action, &cx, result, 0).await
+        pending.finish(result, 0).await
     }
 
     /// Checks a notification; `true` when it may be forwarded.
@@ -325,14 +413,13 @@ impl<H: ServerHandler> SecureServer<H> {
     {
         let action = Action::List(kind);
         let cx = self.context(Some(&context.id));
-        let admission = self.admit(&action, &cx, &mut context.extensions).await?;
+        let pending = self.admit(&action, cx, &mut context.extensions).await?;
         let mut result = call(&self.inner, context).await;
         if let Ok(list) = result.as_mut() {
-            let identity = admission.identity();
-            let permits = |a: &Action<'_>| self.layer.permits(identity, a, &cx);
+            let permits = |a: &Action<'_>| pending.permits(a);
             filter(list, &permits);
         }
-        self.finish(admission, &action, &cx, result, 0).await
+        pending.finish(result, 0).await
     }
 }
 
@@ -348,12 +435,11 @@ impl<H: ServerHandler> ServerHandler for SecureServer<H> {
     ) -> Result<InitializeResult, McpError> {
         // A connection whose credentials fail is refused here, at its first request.
         let cx = self.context(Some(&context.id));
-        let admission = self
-            .admit(&Action::Initialize, &cx, &mut context.extensions)
+        let pending = self
+            .admit(&Action::Initialize, cx, &mut context.extensions)
             .await?;
         let result = self.inner.initialize(request, context).await;
-        self.finish(admission, &Action::Initialize, &cx, result, 0)
-            .await
+        pending.finish(result, 0).await
     }
 
     fn negotiate_initialize(
@@ -416,26 +502,20 @@ impl<H: ServerHandler> ServerHandler for SecureServer<H> {
         request: GetPromptRequestParams,
         mut context: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, McpError> {
-        let name = request.name.clone();
         let cx = self.context(Some(&context.id));
-        let admission = {
+        let pending = {
             let action = Action::GetPrompt {
                 name: &request.name,
                 arguments: request.arguments.as_ref(),
             };
-            self.admit(&action, &cx, &mut context.extensions).await?
+            self.admit(&action, cx, &mut context.extensions).await?
         };
         let mut result = self.inner.get_prompt(request, context).await;
         let mut redactions = 0;
         if let Ok(GetPromptResponse::Complete(r)) = result.as_mut() {
             redactions = count(&self.redact_blocks(r.messages.iter_mut().map(|m| &mut m.content)));
         }
-        let action = Action::GetPrompt {
-            name: &name,
-            arguments: None,
-        };
-        self.finish(admission, &action, &cx, result, redactions)
-            .await
+        pending.finish(result, redactions).await
     }
 
     async fn list_prompts(
@@ -505,17 +585,15 @@ impl<H: ServerHandler> ServerHandler for SecureServer<H> {
         request: ReadResourceRequestParams,
         mut context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, McpError> {
-        let uri = request.uri.clone();
         let cx = self.context(Some(&context.id));
-        let action = Action::ReadResource { uri: &uri };
-        let admission = self.admit(&action, &cx, &mut context.extensions).await?;
+        let action = Action::ReadResource { uri: &request.uri };
+        let pending = self.admit(&action, cx, &mut context.extensions).await?;
         let mut result = self.inner.read_resource(request, context).await;
         let mut redactions = 0;
         if let Ok(ReadResourceResponse::Complete(r)) = result.as_mut() {
             redactions = count(&self.redact_contents(&mut r.contents));
         }
-        self.finish(admission, &action, &cx, result, redactions)
-            .await
+        pending.finish(result, redactions).await
     }
 
     fn accepted_subscription_filter(
@@ -532,12 +610,12 @@ impl<H: ServerHandler> ServerHandler for SecureServer<H> {
             method: "subscriptions/listen",
         };
         let cx = self.context(Some(&context.request_context().id));
-        let admission = match self.layer.admit(&action, &cx, None).await {
-            Ok(a) => a,
+        let pending = match self.layer.admit(&action, &cx, None).await {
+            Ok(a) => Pending::new(&self.layer, a, &action, cx),
             Err(d) => return Err(wire_error(&action, &d)),
         };
         let result = self.inner.listen(context).await;
-        self.finish(admission, &action, &cx, result, 0).await
+        pending.finish(result, 0).await
     }
 
     async fn subscribe(
@@ -580,42 +658,27 @@ impl<H: ServerHandler> ServerHandler for SecureServer<H> {
         mut context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
         let cx = self.context(Some(&context.id));
-        let admitted = {
-            let action = Action::CallTool {
-                name: &request.name,
-                arguments: request.arguments.as_ref(),
-            };
-            self.layer.admit(&action, &cx, None).await
+        let action = Action::CallTool {
+            name: &request.name,
+            arguments: request.arguments.as_ref(),
         };
-        let admission = match admitted {
-            Ok(a) => a,
+        let pending = match self.layer.admit(&action, &cx, None).await {
+            Ok(a) => Pending::new(&self.layer, a, &action, cx),
             // Argument problems are tool results the model can read and correct (MCP 2025-11-25).
             Err(d) if d.kind() == DenyKind::InvalidArguments => {
                 return Ok(
                     CallToolResult::error(vec![ContentBlock::text(d.reason().to_owned())]).into(),
                 );
             }
-            Err(d) => {
-                let action = Action::CallTool {
-                    name: &request.name,
-                    arguments: None,
-                };
-                return Err(wire_error(&action, &d));
-            }
+            Err(d) => return Err(wire_error(&action, &d)),
         };
-        context.extensions.insert(admission.identity().clone());
-        let name = request.name.clone();
+        context.extensions.insert(pending.identity().clone());
         let mut result = self.inner.call_tool(request, context).await;
         let mut redactions = 0;
         if let Ok(CallToolResponse::Complete(r)) = result.as_mut() {
             redactions = self.redact_tool_result(r);
         }
-        let action = Action::CallTool {
-            name: &name,
-            arguments: None,
-        };
-        self.finish(admission, &action, &cx, result, redactions)
-            .await
+        pending.finish(result, redactions).await
     }
 
     async fn list_tools(
