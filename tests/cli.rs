@@ -202,7 +202,8 @@ fn resources_batches_and_stdin() {
         {"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":"file:///srv/data/a.csv"}},
         {"jsonrpc":"2.0","id":2,"method":"resources/read","params":{"uri":"file:///etc/passwd"}},
         {"jsonrpc":"2.0","id":3,"method":"resources/read","params":{"uri":"file://../../etc/passwd"}},
-        {"jsonrpc":"2.0","method":"notifications/initialized"}
+        {"jsonrpc":"2.0","method":"notifications/initialized"},
+        {"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":7}}
     ]"#;
     let out = run(
         &[
@@ -224,7 +225,9 @@ fn resources_batches_and_stdin() {
         .iter()
         .map(|d| d["decision"].as_str().unwrap())
         .collect();
-    assert_eq!(decisions, ["allow", "deny", "deny", "allow"]);
+    assert_eq!(decisions, ["allow", "deny", "deny", "allow", "deny"]);
+    assert_eq!(v[4]["stage"], "frame");
+    assert_eq!(v[4]["reason"], "parameter `name` must be a string");
     assert_eq!(v[1]["stage"], "authorization");
     assert_eq!(v[2]["stage"], "frame");
     assert_eq!(

@@ -111,39 +111,32 @@ fn check(
         cx = cx.with_received_at(when.with_timezone(&Utc));
     }
 
+    if message
+        .envelopes()
+        .iter()
+        .any(|e| *e.kind() == EnvelopeKind::Response)
+    {
+        return Err(Usage(
+            "request: a response is not a request; give a request or notification".into(),
+        ));
+    }
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .map_err(|e| Usage(format!("cannot start: {e}")))?;
-    let mut out = Vec::with_capacity(message.envelopes().len());
-    let mut all_allowed = true;
-    for envelope in message.envelopes() {
-        if *envelope.kind() == EnvelopeKind::Response {
-            return Err(Usage(
-                "request: a response is not a request; give a request or notification".into(),
-            ));
-        }
-        let cx = cx.clone().with_correlation_id(envelope.id().clone());
-        let verdict = match envelope.action() {
-            Err(e) => {
-                json!({"decision": "deny", "stage": "frame", "reason": e.to_string(), "rule": null})
-            }
-            Ok(action) => {
-                match rt.block_on(layer.evaluate(&action, &cx, Some(message.encoded_len()))) {
-                    Ok(rule) => {
-                        json!({"decision": "allow", "stage": null, "reason": null, "rule": rule.map(|r| r.to_string())})
-                    }
-                    Err(d) => json!({
-                        "decision": "deny",
-                        "stage": d.stage().as_str(),
-                        "reason": d.reason(),
-                        "rule": d.rule().map(|r| r.to_string()),
-                    }),
-                }
-            }
-        };
-        all_allowed &= verdict["decision"] == "allow";
-        out.push(verdict);
-    }
+    let verdicts = rt.block_on(layer.evaluate_message(&message, &cx));
+    let all_allowed = verdicts.iter().all(Result::is_ok);
+    let mut out: Vec<Value> = verdicts
+        .into_iter()
+        .map(|v| match v {
+            Ok(rule) => json!({"decision": "allow", "stage": null, "reason": null, "rule": rule.map(|r| r.to_string())}),
+            Err(d) => json!({
+                "decision": "deny",
+                "stage": d.stage().as_str(),
+                "reason": d.reason(),
+                "rule": d.rule().map(|r| r.to_string()),
+            }),
+        })
+        .collect();
     let value = if message.is_batch() {
         Value::Array(out)
     } else {

@@ -52,7 +52,7 @@ use crate::authn::{Authenticator, AuthnError};
 use crate::authz::Authorizer;
 use crate::context::{Identity, RequestContext};
 use crate::decision::{Decision, Denial, DenyKind, RuleId, Stage};
-use crate::message::{Action, MessageError};
+use crate::message::{Action, Message, MessageError};
 use crate::provenance::ProvenanceVerifier;
 use crate::redact::{Redacted, RedactionReport, Redactor};
 use crate::validate::{Frame, InputValidator};
@@ -427,6 +427,30 @@ impl SecurityLayer {
     /// How many audit records could not be written since the layer was built.
     pub fn audit_failures(&self) -> u64 {
         self.inner.audit_failures.load(Ordering::Relaxed)
+    }
+
+    /// Evaluates every envelope of `message` as a dry run, a batch element by element: the
+    /// verdict per envelope, in order, each audited. An envelope whose parameters do not match
+    /// its method, or a response where a request was expected, is refused at the frame stage.
+    pub async fn evaluate_message(
+        &self,
+        message: &Message,
+        cx: &RequestContext,
+    ) -> Vec<Result<Option<RuleId>, Denial>> {
+        let mut verdicts = Vec::with_capacity(message.envelopes().len());
+        for envelope in message.envelopes() {
+            let cx = cx.clone().with_correlation_id(envelope.id().clone());
+            let method = envelope.method().unwrap_or("(response)");
+            let verdict = match envelope.action() {
+                Ok(action) => {
+                    self.evaluate(&action, &cx, Some(message.encoded_len()))
+                        .await
+                }
+                Err(e) => Err(self.reject_malformed(method, &cx, &e).await),
+            };
+            verdicts.push(verdict);
+        }
+        verdicts
     }
 
     /// Runs the checks before the handler and completes at once, as a dry run: the decision the

@@ -33,11 +33,16 @@ use crate::authn::{ApiKeyAuthenticator, ApiKeyEntry};
 use crate::authz::{
     AclAuthorizer, HostSet, PromptRule, ResourcePermission, ResourceRule, ToolRule,
 };
+use crate::context::Credentials;
 use crate::layer::{BuildError, SecurityLayer, SecurityLayerBuilder};
 use crate::redact::{Detector, PatternRedactor};
 use crate::validate::{
     ArgumentConstraints, ArgumentRule, ArgumentType, FrameLimits, ResourceUriValidator,
 };
+
+/// The environment variable a stdio server reads its caller's API key from when the policy does
+/// not name one.
+pub const DEFAULT_API_KEY_ENV: &str = "MCP_API_KEY";
 
 /// A policy that could not be read or built. The message starts with the key path.
 #[derive(Debug, thiserror::Error)]
@@ -368,6 +373,13 @@ impl Policy {
     /// (`auth.api_key_env`).
     pub fn api_key_env(&self) -> Option<&str> {
         self.api_key_env.as_deref()
+    }
+
+    /// The credentials of a stdio server's one caller: the API key in the environment variable
+    /// `auth.api_key_env` (default [`DEFAULT_API_KEY_ENV`]), as the MCP specification asks of
+    /// stdio servers. An unset variable gives no credentials, which authentication refuses.
+    pub fn stdio_credentials(&self) -> Credentials {
+        Credentials::from_env(self.api_key_env().unwrap_or(DEFAULT_API_KEY_ENV))
     }
 
     /// Whether `host` has an API key in the policy.

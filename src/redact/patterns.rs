@@ -1,5 +1,6 @@
 //! Pattern detectors run in one pass, with validation of each candidate.
 
+use regex_automata::Input;
 use regex_automata::meta::Regex;
 
 use super::{Redacted, RedactionReport, Redactor};
@@ -49,10 +50,25 @@ impl Detector {
         }
     }
 
-    fn confirms(self, candidate: &str) -> bool {
+    /// How much of `candidate` (a match of the pattern) is a confirmed finding, from its start:
+    /// `None` when none of it is.
+    fn confirm(self, candidate: &str) -> Option<usize> {
         match self {
-            Detector::Email => true,
-            Detector::CreditCard => luhn_valid(candidate),
+            Detector::Email => Some(candidate.len()),
+            // The candidate pattern is greedy, so a card can sit inside a longer run of digit
+            // groups ("4111 1111 1111 1111 2"). Try every prefix that ends at a group boundary,
+            // longest first.
+            Detector::CreditCard => {
+                let ends = candidate
+                    .char_indices()
+                    .filter(|&(_, c)| c == ' ' || c == '-')
+                    .map(|(i, _)| i)
+                    .chain(std::iter::once(candidate.len()));
+                let mut ends: Vec<usize> = ends.collect();
+                ends.reverse();
+                ends.into_iter()
+                    .find(|&end| candidate.get(..end).is_some_and(luhn_valid))
+            }
         }
     }
 }
@@ -124,26 +140,42 @@ impl Redactor for PatternRedactor {
         let regex = self.regex.as_ref()?;
         let mut out: Option<(String, RedactionReport)> = None;
         let mut last = 0;
-        for m in regex.find_iter(text) {
+        let mut at = 0;
+        while at < text.len() {
+            // The search sees the whole text, so word boundaries before `at` are honoured.
+            let Some(m) = regex.search(&Input::new(text).range(at..)) else {
+                break;
+            };
             let Some(&detector) = self.detectors.get(m.pattern().as_usize()) else {
-                continue;
+                break;
             };
-            let Some(candidate) = text.get(m.range()) else {
-                continue;
-            };
-            if !detector.confirms(candidate) {
-                continue;
+            let candidate = text.get(m.range()).unwrap_or_default();
+            match detector.confirm(candidate) {
+                Some(len) => {
+                    let (buf, report) = out.get_or_insert_with(|| {
+                        (
+                            String::with_capacity(text.len()),
+                            RedactionReport::default(),
+                        )
+                    });
+                    buf.push_str(text.get(last..m.start()).unwrap_or_default());
+                    buf.push_str(detector.replacement());
+                    report.add(detector.name(), 1);
+                    last = m.start() + len;
+                    at = last;
+                }
+                // Not confirmed: a finding may still start at a later group of the candidate
+                // ("1 4111 1111 1111 1111"), so resume just after the next separator.
+                None => {
+                    at = candidate
+                        .find([' ', '-'])
+                        .map_or(m.end(), |i| m.start() + i + 1)
+                        .max(m.start() + 1);
+                    while !text.is_char_boundary(at) {
+                        at += 1;
+                    }
+                }
             }
-            let (buf, report) = out.get_or_insert_with(|| {
-                (
-                    String::with_capacity(text.len()),
-                    RedactionReport::default(),
-                )
-            });
-            buf.push_str(text.get(last..m.start()).unwrap_or_default());
-            buf.push_str(detector.replacement());
-            report.add(detector.name(), 1);
-            last = m.end();
         }
         let (mut buf, report) = out?;
         buf.push_str(text.get(last..).unwrap_or_default());
@@ -183,6 +215,19 @@ mod tests {
             out.report().counts().collect::<Vec<_>>(),
             vec![("credit_card", 1), ("email", 1)]
         );
+    }
+
+    #[test]
+    fn cards_inside_longer_digit_runs_are_found() {
+        let out = r().redact_text("1 4111 1111 1111 1111").unwrap_or_default();
+        assert_eq!(out.text(), "1 [REDACTED:credit_card]");
+        let out = r().redact_text("4111 1111 1111 1111 2").unwrap_or_default();
+        assert_eq!(out.text(), "[REDACTED:credit_card] 2");
+        let out = r()
+            .redact_text("12-4111-1111-1111-1111-9")
+            .unwrap_or_default();
+        assert_eq!(out.text(), "12-[REDACTED:credit_card]-9");
+        assert_eq!(r().redact_text("1234 5678 9012 3456 7"), None);
     }
 
     #[test]
