@@ -358,6 +358,11 @@ impl Identity {
         &self.0.subject
     }
 
+    /// The subject as a shared string: a cheap key for per-caller state such as rate limits.
+    pub fn subject_shared(&self) -> &Arc<str> {
+        &self.0.subject
+    }
+
     /// The granted scopes.
     pub fn scopes(&self) -> impl Iterator<Item = &str> {
         self.0.scopes.iter().map(|s| &**s)

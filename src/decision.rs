@@ -185,6 +185,7 @@ pub struct Denial {
     kind: DenyKind,
     reason: Cow<'static, str>,
     rule: Option<RuleId>,
+    retry_after: Option<std::time::Duration>,
 }
 
 impl Denial {
@@ -195,6 +196,7 @@ impl Denial {
             kind,
             reason: reason.into(),
             rule: None,
+            retry_after: None,
         }
     }
 
@@ -202,6 +204,17 @@ impl Denial {
     pub fn with_rule(mut self, rule: RuleId) -> Self {
         self.rule = Some(rule);
         self
+    }
+
+    /// Says when the refused call may be retried (rate limits).
+    pub fn with_retry_after(mut self, after: std::time::Duration) -> Self {
+        self.retry_after = Some(after);
+        self
+    }
+
+    /// When the refused call may be retried, if the denial knows.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        self.retry_after
     }
 
     /// The deciding stage.

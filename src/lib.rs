@@ -60,11 +60,13 @@ pub mod authn;
 pub mod authz;
 mod context;
 mod decision;
+mod glob;
 mod hex;
 mod layer;
 mod message;
 pub mod policy;
 pub mod provenance;
+pub mod ratelimit;
 pub mod redact;
 pub mod validate;
 

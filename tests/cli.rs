@@ -250,7 +250,7 @@ fn usage_request_and_policy_errors_exit_2_with_a_clear_message() {
     assert!(err.contains("--at must be an RFC 3339"), "{err}");
 
     let bad = dir.path().join("bad.toml");
-    std::fs::write(&bad, "[[tools]]\nname = \"x\"\nallowed_hosts = [\"a\"]\nconditions = { hours = \"08-18\" }\n[[auth.api_keys]]\nhost = \"a\"\nkey_sha256 = \"00\"\n").unwrap();
+    std::fs::write(&bad, "[[tools]]\nname = \"x\"\nallowed_hosts = [\"a\"]\npriority = 1\n[[auth.api_keys]]\nhost = \"a\"\nkey_sha256 = \"00\"\n").unwrap();
     let req = dir.path().join("r.json");
     std::fs::write(&req, QUERY).unwrap();
     let out = run(
@@ -266,7 +266,7 @@ fn usage_request_and_policy_errors_exit_2_with_a_clear_message() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(
-        err.contains("tools[0]") && err.contains("unknown field `conditions`"),
+        err.contains("tools[0]") && err.contains("unknown field `priority`"),
         "{err}"
     );
 

@@ -29,8 +29,8 @@ fn err(toml: &str) -> String {
 fn each_error_names_its_key_path() {
     let cases: &[(&str, &str)] = &[
         (
-            "[[tools]]\nname = \"x\"\nallowed_hosts = [\"bot\"]\nconditions = {}\n",
-            "tools[0].conditions: unknown field `conditions`",
+            "[[tools]]\nname = \"x\"\nallowed_hosts = [\"bot\"]\npriority = 1\n",
+            "tools[0].priority: unknown field `priority`",
         ),
         (
             "[[tools]]\nname = \"x\"\nallowed_hosts = [\"bot\"]\narguments.limit = { minimum = 1 }\n",
@@ -57,8 +57,8 @@ fn each_error_names_its_key_path() {
             "tools[0].name: invalid type",
         ),
         (
-            "[[resources]]\nuri = \"file:///a/**\"\nallowed_hosts = [\"bot\"]\npermissions = [\"write\"]\n",
-            "resources[0].permissions[0]: must be \"read\" or \"subscribe\"",
+            "[[resources]]\nuri = \"file:///a/**\"\nallowed_hosts = [\"bot\"]\npermissions = [\"delete\"]\n",
+            "resources[0].permissions[0]: must be \"read\", \"write\" or \"execute\"",
         ),
         (
             "[validation]\nroots = [\"srv\"]\n",

@@ -237,7 +237,7 @@ name = "query_database"
 allowed_hosts = ["analytics-bot", "limited-host"]
 additional_arguments = false
 arguments.query = {{ type = "string", required = true, max_length = 500, pattern = "SELECT [A-Za-z0-9_, *]+ FROM [A-Za-z0-9_]+( WHERE [A-Za-z0-9_]+ = [0-9]+)?" }}
-arguments.limit = {{ type = "integer", min = 1, max = 1000 }}
+arguments.limit = {{ type = "integer", min = 1, max = 1000, required = false }}
 
 [[tools]]
 name = "delete_all_data"

@@ -1,12 +1,13 @@
 //! Deny-by-default access-control lists for tools, resources, prompts and methods.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
-use regex::Regex;
-
-use super::Authorizer;
+use super::{Authorizer, Conditions, Explanation, RuleTrace};
 use crate::context::{Identity, RequestContext};
 use crate::decision::{Decision, Denial, DenyKind, RuleId, Stage};
+use crate::glob::Glob;
+pub use crate::glob::GlobError;
 use crate::message::Action;
 
 const DEFAULT_DENY: RuleId = RuleId::from_static("default-deny");
@@ -41,102 +42,117 @@ impl HostSet {
     }
 }
 
-/// A name or URI pattern that is not a valid glob.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid pattern: {0}")]
-pub struct GlobError(&'static str);
-
-/// A glob compiled once: `*` matches within one path segment, `**` across segments, `?` one
-/// character; everything else is literal.
-#[derive(Debug, Clone)]
-struct Glob {
-    literal: Option<Box<str>>,
-    regex: Option<Regex>,
+/// Whether a rule grants or refuses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Effect {
+    /// The rule grants access (when its conditions hold).
+    Allow,
+    /// The rule refuses access; a matching deny rule overrides every allow rule.
+    Deny,
 }
 
-impl Glob {
-    fn new(pattern: &str) -> Result<Self, GlobError> {
-        if pattern.is_empty() {
-            return Err(GlobError("pattern is empty"));
+impl Effect {
+    fn as_str(self) -> &'static str {
+        match self {
+            Effect::Allow => "allow",
+            Effect::Deny => "deny",
         }
-        if !pattern.contains(['*', '?']) {
-            return Ok(Glob {
-                literal: Some(pattern.into()),
-                regex: None,
-            });
+    }
+}
+
+/// What every kind of rule has: a name or URI pattern, who it is for, its effect and conditions.
+#[derive(Debug, Clone)]
+struct RuleSpec {
+    id: Option<RuleId>,
+    pattern: String,
+    hosts: HostSet,
+    scopes: Vec<Arc<str>>,
+    effect: Effect,
+    conditions: Conditions,
+}
+
+impl RuleSpec {
+    fn new(pattern: String, hosts: HostSet) -> Self {
+        RuleSpec {
+            id: None,
+            pattern,
+            hosts,
+            scopes: Vec::new(),
+            effect: Effect::Allow,
+            conditions: Conditions::none(),
         }
-        let mut re = String::with_capacity(pattern.len() * 2 + 4);
-        re.push_str("^(?s:");
-        let mut chars = pattern.chars().peekable();
-        while let Some(c) = chars.next() {
-            match c {
-                '*' if chars.peek() == Some(&'*') => {
-                    chars.next();
-                    re.push_str(".*");
-                }
-                '*' => re.push_str("[^/]*"),
-                '?' => re.push_str("[^/]"),
-                other => re.push_str(&regex::escape(other.encode_utf8(&mut [0u8; 4]))),
+    }
+}
+
+macro_rules! rule_builders {
+    ($t:ident) => {
+        impl $t {
+            /// Names the rule in audit records and explanations.
+            pub fn with_id(mut self, id: RuleId) -> Self {
+                self.spec.id = Some(id);
+                self
+            }
+
+            /// Also applies to callers holding any of these scopes (from a token), whatever
+            /// their host.
+            pub fn with_scopes<S: Into<Arc<str>>>(
+                mut self,
+                scopes: impl IntoIterator<Item = S>,
+            ) -> Self {
+                self.spec.scopes = scopes.into_iter().map(Into::into).collect();
+                self
+            }
+
+            /// Makes this a deny rule: it refuses whatever other rules allow.
+            pub fn deny(mut self) -> Self {
+                self.spec.effect = Effect::Deny;
+                self
+            }
+
+            /// Conditions that must also hold for an allow rule to grant access.
+            pub fn with_conditions(mut self, conditions: Conditions) -> Self {
+                self.spec.conditions = conditions;
+                self
             }
         }
-        re.push_str(")$");
-        let regex = Regex::new(&re).map_err(|_| GlobError("pattern does not compile"))?;
-        Ok(Glob {
-            literal: None,
-            regex: Some(regex),
-        })
-    }
-
-    fn matches(&self, s: &str) -> bool {
-        match (&self.literal, &self.regex) {
-            (Some(lit), _) => **lit == *s,
-            (None, Some(re)) => re.is_match(s),
-            (None, None) => false,
-        }
-    }
+    };
 }
 
 /// Who may call a tool (or every tool matching a glob).
 #[derive(Debug, Clone)]
 pub struct ToolRule {
-    id: Option<RuleId>,
-    name: String,
-    hosts: HostSet,
+    spec: RuleSpec,
 }
 
 impl ToolRule {
     /// Allows `hosts` to call the tool `name` (a glob: `"files_*"`).
     pub fn new(name: impl Into<String>, hosts: HostSet) -> Self {
         ToolRule {
-            id: None,
-            name: name.into(),
-            hosts,
+            spec: RuleSpec::new(name.into(), hosts),
         }
     }
-
-    /// Names the rule in audit records (default `tools[<index>]`).
-    pub fn with_id(mut self, id: RuleId) -> Self {
-        self.id = Some(id);
-        self
-    }
 }
+rule_builders!(ToolRule);
 
-/// What a resource rule permits.
+/// What a resource rule permits. MCP methods map to permissions as follows: `resources/read`,
+/// `resources/subscribe` and `resources/unsubscribe` need `Read`. `Write` and `Execute` exist
+/// for parity with the seed's resource ACLs; no MCP resource method needs them today.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum ResourcePermission {
-    /// `resources/read`
+    /// Read the resource or subscribe to its changes.
     Read,
-    /// `resources/subscribe` and `resources/unsubscribe`
-    Subscribe,
+    /// Reserved: no MCP resource method writes.
+    Write,
+    /// Reserved: no MCP resource method executes.
+    Execute,
 }
 
 /// Who may read or subscribe to resources whose URI matches a glob.
 #[derive(Debug, Clone)]
 pub struct ResourceRule {
-    id: Option<RuleId>,
-    uri: String,
-    hosts: HostSet,
+    spec: RuleSpec,
     permissions: Vec<ResourcePermission>,
 }
 
@@ -144,14 +160,12 @@ impl ResourceRule {
     /// Allows `hosts` to read resources matching `uri` (`"file:///srv/data/**"`).
     pub fn new(uri: impl Into<String>, hosts: HostSet) -> Self {
         ResourceRule {
-            id: None,
-            uri: uri.into(),
-            hosts,
+            spec: RuleSpec::new(uri.into(), hosts),
             permissions: vec![ResourcePermission::Read],
         }
     }
 
-    /// Sets the permitted operations (default: read only).
+    /// Sets the permitted operations (default: read).
     pub fn with_permissions(
         mut self,
         permissions: impl IntoIterator<Item = ResourcePermission>,
@@ -159,45 +173,93 @@ impl ResourceRule {
         self.permissions = permissions.into_iter().collect();
         self
     }
-
-    /// Names the rule in audit records (default `resources[<index>]`).
-    pub fn with_id(mut self, id: RuleId) -> Self {
-        self.id = Some(id);
-        self
-    }
 }
+rule_builders!(ResourceRule);
 
 /// Who may get a prompt (or every prompt matching a glob).
 #[derive(Debug, Clone)]
 pub struct PromptRule {
-    id: Option<RuleId>,
-    name: String,
-    hosts: HostSet,
+    spec: RuleSpec,
 }
 
 impl PromptRule {
     /// Allows `hosts` to get the prompt `name` (a glob).
     pub fn new(name: impl Into<String>, hosts: HostSet) -> Self {
         PromptRule {
-            id: None,
-            name: name.into(),
-            hosts,
+            spec: RuleSpec::new(name.into(), hosts),
         }
     }
-
-    /// Names the rule in audit records (default `prompts[<index>]`).
-    pub fn with_id(mut self, id: RuleId) -> Self {
-        self.id = Some(id);
-        self
-    }
 }
+rule_builders!(PromptRule);
 
 #[derive(Debug)]
-struct Compiled<E> {
+struct Compiled {
     id: RuleId,
     pattern: Glob,
     hosts: HostSet,
-    extra: E,
+    scopes: Vec<Arc<str>>,
+    effect: Effect,
+    conditions: Conditions,
+    permissions: Vec<ResourcePermission>,
+}
+
+impl Compiled {
+    fn for_caller(&self, identity: &Identity) -> bool {
+        self.hosts.contains(identity.host()) || self.scopes.iter().any(|s| identity.has_scope(s))
+    }
+}
+
+/// The rules of one kind, indexed: exact names by hash, globs scanned. A decision costs a hash
+/// lookup plus the globs, however many exact rules the policy has.
+#[derive(Debug, Default)]
+struct RuleSet {
+    rules: Vec<Compiled>,
+    exact: HashMap<String, Vec<usize>>,
+    globs: Vec<usize>,
+}
+
+impl RuleSet {
+    fn push(&mut self, rule: Compiled, literal: Option<&str>) {
+        let i = self.rules.len();
+        match literal {
+            Some(name) => self.exact.entry(name.to_owned()).or_default().push(i),
+            None => self.globs.push(i),
+        }
+        self.rules.push(rule);
+    }
+
+    /// The rules whose pattern matches `name`, in policy order.
+    fn matching<'s>(&'s self, name: &'s str) -> impl Iterator<Item = &'s Compiled> + 's {
+        let exact = self.exact.get(name).map(Vec::as_slice).unwrap_or_default();
+        let globs = self
+            .globs
+            .iter()
+            .filter(move |&&i| self.rules.get(i).is_some_and(|r| r.pattern.matches(name)));
+        // Both lists are in policy order; merge them so the first matching rule wins reports.
+        Merge {
+            a: exact.iter().peekable(),
+            b: globs.peekable(),
+        }
+        .filter_map(move |i| self.rules.get(*i))
+    }
+}
+
+/// Merges two ascending index iterators.
+struct Merge<A: Iterator, B: Iterator> {
+    a: std::iter::Peekable<A>,
+    b: std::iter::Peekable<B>,
+}
+
+impl<'x, A: Iterator<Item = &'x usize>, B: Iterator<Item = &'x usize>> Iterator for Merge<A, B> {
+    type Item = &'x usize;
+    fn next(&mut self) -> Option<Self::Item> {
+        match (self.a.peek(), self.b.peek()) {
+            (Some(x), Some(y)) if x <= y => self.a.next(),
+            (Some(_), Some(_)) => self.b.next(),
+            (Some(_), None) => self.a.next(),
+            (None, _) => self.b.next(),
+        }
+    }
 }
 
 /// Builds an [`AclAuthorizer`]; see [`AclAuthorizer::builder`].
@@ -235,78 +297,96 @@ impl AclBuilder {
         self
     }
 
-    /// Compiles every pattern.
+    fn compile(
+        specs: impl Iterator<Item = (RuleSpec, Vec<ResourcePermission>)>,
+        kind: &str,
+    ) -> Result<RuleSet, GlobError> {
+        let mut set = RuleSet::default();
+        for (i, (spec, permissions)) in specs.enumerate() {
+            let pattern = Glob::new(&spec.pattern)?;
+            let literal = pattern.is_literal().then_some(spec.pattern.as_str());
+            let rule = Compiled {
+                id: spec
+                    .id
+                    .clone()
+                    .unwrap_or_else(|| RuleId::new(format!("{kind}[{i}]"))),
+                hosts: spec.hosts.clone(),
+                scopes: spec.scopes.clone(),
+                effect: spec.effect,
+                conditions: spec.conditions.clone(),
+                permissions,
+                pattern,
+            };
+            set.push(rule, literal);
+        }
+        Ok(set)
+    }
+
+    /// Compiles every pattern and indexes the rules.
     ///
     /// # Errors
     /// [`GlobError`] for a pattern that is empty or does not compile.
     pub fn build(self) -> Result<AclAuthorizer, GlobError> {
-        let tools = self
-            .tools
-            .into_iter()
-            .enumerate()
-            .map(|(i, r)| {
-                Ok(Compiled {
-                    id: r.id.unwrap_or_else(|| RuleId::new(format!("tools[{i}]"))),
-                    pattern: Glob::new(&r.name)?,
-                    hosts: r.hosts,
-                    extra: (),
-                })
-            })
-            .collect::<Result<_, GlobError>>()?;
-        let resources = self
-            .resources
-            .into_iter()
-            .enumerate()
-            .map(|(i, r)| {
-                Ok(Compiled {
-                    id: r
-                        .id
-                        .unwrap_or_else(|| RuleId::new(format!("resources[{i}]"))),
-                    pattern: Glob::new(&r.uri)?,
-                    hosts: r.hosts,
-                    extra: r.permissions,
-                })
-            })
-            .collect::<Result<_, GlobError>>()?;
-        let prompts = self
-            .prompts
-            .into_iter()
-            .enumerate()
-            .map(|(i, r)| {
-                Ok(Compiled {
-                    id: r.id.unwrap_or_else(|| RuleId::new(format!("prompts[{i}]"))),
-                    pattern: Glob::new(&r.name)?,
-                    hosts: r.hosts,
-                    extra: (),
-                })
-            })
-            .collect::<Result<_, GlobError>>()?;
         Ok(AclAuthorizer {
-            tools,
-            resources,
-            prompts,
+            tools: Self::compile(
+                self.tools.into_iter().map(|r| (r.spec, Vec::new())),
+                "tools",
+            )?,
+            resources: Self::compile(
+                self.resources.into_iter().map(|r| (r.spec, r.permissions)),
+                "resources",
+            )?,
+            prompts: Self::compile(
+                self.prompts.into_iter().map(|r| (r.spec, Vec::new())),
+                "prompts",
+            )?,
             methods: self.methods,
         })
     }
 }
 
-/// Access-control lists: deny by default.
+/// Access-control lists: deny by default, explicit deny overrides allow.
 ///
-/// - `initialize`, `ping`, `server/discover`, the `*/list` requests and the protocol's own notifications
-///   (`initialized`, `cancelled`, `progress`, `roots/list_changed`) are allowed to every
-///   authenticated caller (rule `protocol`); list results are then filtered per item.
-/// - A tool, prompt or resource is allowed when a rule matches its name or URI and lists the
-///   caller's host. When no rule lists the caller, the target is *hidden*: the denial is
-///   [`DenyKind::NotFound`], so it reads exactly like an unknown target.
+/// - `initialize`, `ping`, `server/discover`, the `*/list` requests and the protocol's own
+///   notifications (`initialized`, `cancelled`, `progress`, `roots/list_changed`) are allowed to
+///   every authenticated caller (rule `protocol`); list results are then filtered per item.
+/// - A rule applies to a caller when its pattern matches the tool, prompt or resource and it lists
+///   the caller's host (or `*`), or a scope the caller holds.
+/// - Any applicable deny rule refuses. Otherwise the first applicable allow rule whose conditions
+///   hold (time window, source networks) grants. An applicable allow rule whose conditions fail
+///   refuses *visibly* ([`DenyKind::Forbidden`], "outside the allowed hours"). With no applicable
+///   rule the target is *hidden* ([`DenyKind::NotFound`]): it reads exactly like an unknown one.
 /// - A resource URI with dot segments or encoded separators matches no rule, whatever the
 ///   glob says: `file:///srv/data/../../etc/passwd` is not under `file:///srv/data/**`.
 /// - Any other method is denied unless allowed by [`AclBuilder::allow_method`].
+///
+/// Exact names are indexed by hash, so deciding costs the same with ten rules or a hundred
+/// thousand; glob rules are matched one by one.
 #[derive(Debug)]
 pub struct AclAuthorizer {
-    tools: Vec<Compiled<()>>,
-    resources: Vec<Compiled<Vec<ResourcePermission>>>,
-    prompts: Vec<Compiled<()>>,
+    tools: RuleSet,
+    resources: RuleSet,
+    prompts: RuleSet,
     methods: Vec<String>,
+}
+
+/// Records what each rule did, for explanations; a no-op when not explaining.
+trait Tracer {
+    fn note(&mut self, rule: &Compiled, outcome: &'static str);
+}
+
+impl Tracer for () {
+    fn note(&mut self, _rule: &Compiled, _outcome: &'static str) {}
+}
+
+impl Tracer for Vec<RuleTrace> {
+    fn note(&mut self, rule: &Compiled, outcome: &'static str) {
+        self.push(RuleTrace {
+            rule: rule.id.clone(),
+            effect: rule.effect.as_str(),
+            outcome,
+        });
+    }
 }
 
 impl AclAuthorizer {
@@ -315,103 +395,109 @@ impl AclAuthorizer {
         AclBuilder::default()
     }
 
-    fn named<E>(rules: &[Compiled<E>], host: &str, name: &str, what: &'static str) -> Decision {
-        match rules
-            .iter()
-            .find(|r| r.pattern.matches(name) && r.hosts.contains(host))
-        {
-            Some(r) => Decision::Allow(Some(r.id.clone())),
-            None => Decision::Deny(
-                Denial::new(Stage::Authorization, DenyKind::NotFound, what).with_rule(DEFAULT_DENY),
-            ),
-        }
-    }
-
-    fn resource(&self, host: &str, uri: &str, need: ResourcePermission) -> Decision {
-        let hidden = || {
-            Decision::Deny(
-                Denial::new(
-                    Stage::Authorization,
-                    DenyKind::NotFound,
-                    "resource not found",
-                )
-                .with_rule(DEFAULT_DENY),
-            )
-        };
-        if !is_plain_uri(uri) {
-            return hidden();
-        }
-        let mut visible: Option<&RuleId> = None;
-        for rule in self
-            .resources
-            .iter()
-            .filter(|r| r.pattern.matches(uri) && r.hosts.contains(host))
-        {
-            if rule.extra.contains(&need) {
-                return Decision::Allow(Some(rule.id.clone()));
+    fn decide(
+        set: &RuleSet,
+        identity: &Identity,
+        name: &str,
+        need: Option<ResourcePermission>,
+        hidden: &'static str,
+        cx: &RequestContext,
+        trace: &mut impl Tracer,
+    ) -> Decision {
+        let mut grant: Option<&Compiled> = None;
+        let mut refusal: Option<(&Compiled, &'static str)> = None;
+        for rule in set.matching(name) {
+            if !rule.for_caller(identity) {
+                trace.note(rule, "not for this caller");
+                continue;
             }
-            visible.get_or_insert(&rule.id);
+            if rule.effect == Effect::Deny {
+                trace.note(rule, "denies");
+                return Decision::Deny(
+                    Denial::new(Stage::Authorization, DenyKind::NotFound, hidden)
+                        .with_rule(rule.id.clone()),
+                );
+            }
+            if let Some(p) = need
+                && !rule.permissions.contains(&p)
+            {
+                trace.note(rule, "does not grant this permission");
+                refusal.get_or_insert((rule, "operation not permitted on this resource"));
+                continue;
+            }
+            match rule.conditions.check(cx) {
+                Ok(()) if grant.is_none() => {
+                    trace.note(rule, "allows");
+                    grant = Some(rule);
+                }
+                Ok(()) => trace.note(rule, "allows (an earlier rule already did)"),
+                Err(why) => {
+                    trace.note(rule, why);
+                    refusal.get_or_insert((rule, why));
+                }
+            }
         }
-        match visible {
-            // The caller may see the resource, so say plainly that this operation is refused.
-            Some(id) => Decision::Deny(
-                Denial::new(
-                    Stage::Authorization,
-                    DenyKind::Forbidden,
-                    "operation not permitted on this resource",
-                )
-                .with_rule(id.clone()),
+        match (grant, refusal) {
+            (Some(rule), _) => Decision::Allow(Some(rule.id.clone())),
+            // The caller may see the target, so say plainly why this call is refused.
+            (None, Some((rule, why))) => Decision::Deny(
+                Denial::new(Stage::Authorization, DenyKind::Forbidden, why)
+                    .with_rule(rule.id.clone()),
             ),
-            None => hidden(),
+            (None, None) => Decision::Deny(
+                Denial::new(Stage::Authorization, DenyKind::NotFound, hidden)
+                    .with_rule(DEFAULT_DENY),
+            ),
         }
     }
-}
 
-/// Whether a URI is free of the tricks that make a glob match something it should not: dot
-/// segments, percent-encoded dots, slashes or backslashes, backslashes, and control characters.
-fn is_plain_uri(uri: &str) -> bool {
-    if uri.chars().any(|c| c.is_control() || c == '\\') {
-        return false;
-    }
-    let lower_has = |needle: &str| {
-        uri.as_bytes()
-            .windows(needle.len())
-            .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
-    };
-    if lower_has("%2e") || lower_has("%2f") || lower_has("%5c") || lower_has("%00") {
-        return false;
-    }
-    let path = uri.split(['?', '#']).next().unwrap_or_default();
-    !path.split('/').any(|seg| seg == "." || seg == "..")
-}
-
-fn is_protocol_notification(method: &str) -> bool {
-    matches!(
-        method,
-        "notifications/initialized"
-            | "notifications/cancelled"
-            | "notifications/progress"
-            | "notifications/roots/list_changed"
-    )
-}
-
-impl Authorizer for AclAuthorizer {
-    fn authorize(
+    fn authorize_traced(
         &self,
         identity: &Identity,
         action: &Action<'_>,
-        _cx: &RequestContext,
+        cx: &RequestContext,
+        trace: &mut impl Tracer,
     ) -> Decision {
-        let host = identity.host();
         match *action {
             Action::Initialize | Action::Ping | Action::List(_) => Decision::Allow(Some(PROTOCOL)),
-            Action::CallTool { name, .. } => Self::named(&self.tools, host, name, "tool not found"),
-            Action::GetPrompt { name, .. } => {
-                Self::named(&self.prompts, host, name, "prompt not found")
-            }
-            Action::ReadResource { uri } => self.resource(host, uri, ResourcePermission::Read),
-            Action::SubscribeResource { uri, .. } => {
-                self.resource(host, uri, ResourcePermission::Subscribe)
+            Action::CallTool { name, .. } => Self::decide(
+                &self.tools,
+                identity,
+                name,
+                None,
+                "tool not found",
+                cx,
+                trace,
+            ),
+            Action::GetPrompt { name, .. } => Self::decide(
+                &self.prompts,
+                identity,
+                name,
+                None,
+                "prompt not found",
+                cx,
+                trace,
+            ),
+            Action::ReadResource { uri } | Action::SubscribeResource { uri, .. } => {
+                if !is_plain_uri(uri) {
+                    return Decision::Deny(
+                        Denial::new(
+                            Stage::Authorization,
+                            DenyKind::NotFound,
+                            "resource not found",
+                        )
+                        .with_rule(DEFAULT_DENY),
+                    );
+                }
+                Self::decide(
+                    &self.resources,
+                    identity,
+                    uri,
+                    Some(ResourcePermission::Read),
+                    "resource not found",
+                    cx,
+                    trace,
+                )
             }
             Action::Notification { method } if is_protocol_notification(method) => {
                 Decision::Allow(Some(PROTOCOL))
@@ -437,6 +523,51 @@ impl Authorizer for AclAuthorizer {
     }
 }
 
+/// Whether a URI is free of the tricks that make a glob match something it should not: dot
+/// segments, percent-encoded dots, slashes or backslashes, backslashes, and control characters.
+fn is_plain_uri(uri: &str) -> bool {
+    if uri.chars().any(|c| c.is_control() || c == '\\') {
+        return false;
+    }
+    let has = |needle: &str| {
+        uri.as_bytes()
+            .windows(needle.len())
+            .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
+    };
+    if has("%2e") || has("%2f") || has("%5c") || has("%00") {
+        return false;
+    }
+    let path = uri.split(['?', '#']).next().unwrap_or_default();
+    !path.split('/').any(|seg| seg == "." || seg == "..")
+}
+
+fn is_protocol_notification(method: &str) -> bool {
+    matches!(
+        method,
+        "notifications/initialized"
+            | "notifications/cancelled"
+            | "notifications/progress"
+            | "notifications/roots/list_changed"
+    )
+}
+
+impl Authorizer for AclAuthorizer {
+    fn authorize(&self, identity: &Identity, action: &Action<'_>, cx: &RequestContext) -> Decision {
+        self.authorize_traced(identity, action, cx, &mut ())
+    }
+
+    fn explain(
+        &self,
+        identity: &Identity,
+        action: &Action<'_>,
+        cx: &RequestContext,
+    ) -> Explanation {
+        let mut rules = Vec::new();
+        let decision = self.authorize_traced(identity, action, cx, &mut rules);
+        Explanation::new(decision, rules)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -453,9 +584,10 @@ mod tests {
                 "file:///srv/data/**",
                 HostSet::only(["analytics-bot"]),
             ))
+            .resource(ResourceRule::new("file:///srv/feeds/*", HostSet::Any))
             .resource(
-                ResourceRule::new("file:///srv/feeds/*", HostSet::Any)
-                    .with_permissions([ResourcePermission::Read, ResourcePermission::Subscribe]),
+                ResourceRule::new("file:///srv/drop/*", HostSet::Any)
+                    .with_permissions([ResourcePermission::Write]),
             )
             .build();
         built.unwrap_or_else(|e| unreachable!("{e}"))
@@ -568,14 +700,17 @@ mod tests {
             )
             .is_allow()
         );
-        let sub = decide(
-            "analytics-bot",
-            Action::SubscribeResource {
-                uri: "file:///srv/data/a",
-                unsubscribe: false,
-            },
+        // Subscribing needs read.
+        assert!(
+            decide(
+                "analytics-bot",
+                Action::SubscribeResource {
+                    uri: "file:///srv/data/a",
+                    unsubscribe: false
+                }
+            )
+            .is_allow()
         );
-        assert!(matches!(sub, Decision::Deny(ref x) if x.kind() == DenyKind::Forbidden));
         assert!(
             decide(
                 "x",
@@ -585,6 +720,17 @@ mod tests {
                 }
             )
             .is_allow()
+        );
+        // Visible but without the read permission: refused visibly.
+        let d = decide(
+            "x",
+            Action::ReadResource {
+                uri: "file:///srv/drop/a",
+            },
+        );
+        assert!(
+            matches!(d, Decision::Deny(ref x) if x.kind() == DenyKind::Forbidden),
+            "{d:?}"
         );
     }
 

@@ -18,17 +18,19 @@
 //! ```
 
 mod acl;
+mod conditions;
 
 pub use acl::{
-    AclAuthorizer, AclBuilder, GlobError, HostSet, PromptRule, ResourcePermission, ResourceRule,
-    ToolRule,
+    AclAuthorizer, AclBuilder, Effect, GlobError, HostSet, PromptRule, ResourcePermission,
+    ResourceRule, ToolRule,
 };
+pub use conditions::{Conditions, TimeWindow, TimeWindowError};
 
 use std::fmt::{self, Debug};
 use std::sync::Arc;
 
 use crate::context::{Identity, RequestContext};
-use crate::decision::Decision;
+use crate::decision::{Decision, RuleId};
 use crate::message::Action;
 
 /// Decides whether an identity may perform an action.
@@ -41,17 +43,81 @@ pub trait Authorizer: Debug + Send + Sync {
     /// The layer also calls this to filter `*/list` results: an item is listed exactly when a
     /// call to it would be allowed (with no arguments), so a hidden item reads as unknown.
     fn authorize(&self, identity: &Identity, action: &Action<'_>, cx: &RequestContext) -> Decision;
+
+    /// The decision with the rules that led to it. The default explains nothing beyond the
+    /// decision itself; [`AclAuthorizer`] lists every rule that matched the target and what it did.
+    fn explain(
+        &self,
+        identity: &Identity,
+        action: &Action<'_>,
+        cx: &RequestContext,
+    ) -> Explanation {
+        Explanation::new(self.authorize(identity, action, cx), Vec::new())
+    }
+}
+
+/// What one rule did in a decision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleTrace {
+    /// The rule.
+    pub rule: RuleId,
+    /// `"allow"` or `"deny"`.
+    pub effect: &'static str,
+    /// What it did: `"allows"`, `"denies"`, `"not for this caller"`, `"outside the allowed hours"`...
+    pub outcome: &'static str,
+}
+
+/// A decision and the rules that led to it, for operators (`mcp-security check --explain`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Explanation {
+    decision: Decision,
+    rules: Vec<RuleTrace>,
+}
+
+impl Explanation {
+    /// A decision explained by `rules`, in the order they were considered.
+    pub fn new(decision: Decision, rules: Vec<RuleTrace>) -> Self {
+        Explanation { decision, rules }
+    }
+
+    /// The decision.
+    pub fn decision(&self) -> &Decision {
+        &self.decision
+    }
+
+    /// The rules that matched the target, in order, with what each did.
+    pub fn rules(&self) -> &[RuleTrace] {
+        &self.rules
+    }
 }
 
 impl<T: Authorizer + ?Sized> Authorizer for Arc<T> {
     fn authorize(&self, identity: &Identity, action: &Action<'_>, cx: &RequestContext) -> Decision {
         (**self).authorize(identity, action, cx)
     }
+
+    fn explain(
+        &self,
+        identity: &Identity,
+        action: &Action<'_>,
+        cx: &RequestContext,
+    ) -> Explanation {
+        (**self).explain(identity, action, cx)
+    }
 }
 
 impl<T: Authorizer + ?Sized> Authorizer for Box<T> {
     fn authorize(&self, identity: &Identity, action: &Action<'_>, cx: &RequestContext) -> Decision {
         (**self).authorize(identity, action, cx)
+    }
+
+    fn explain(
+        &self,
+        identity: &Identity,
+        action: &Action<'_>,
+        cx: &RequestContext,
+    ) -> Explanation {
+        (**self).explain(identity, action, cx)
     }
 }
 

@@ -8,6 +8,7 @@ use crate::audit::{AuditFailureMode, AuditSink};
 use crate::authn::Authenticator;
 use crate::authz::Authorizer;
 use crate::provenance::ProvenanceVerifier;
+use crate::ratelimit::RateLimiter;
 use crate::redact::Redactor;
 use crate::validate::InputValidator;
 
@@ -37,6 +38,7 @@ pub struct SecurityLayerBuilder {
     authenticator: Option<Arc<dyn Authenticator>>,
     allow_anonymous: bool,
     authorizer: Option<Arc<dyn Authorizer>>,
+    rate_limiter: Option<Arc<dyn RateLimiter>>,
     validators: Vec<Arc<dyn InputValidator>>,
     redactor: Option<Arc<dyn Redactor>>,
     audit: Option<Arc<dyn AuditSink>>,
@@ -73,6 +75,18 @@ impl SecurityLayerBuilder {
     /// Sets the authorizer from a shared one.
     pub fn authorizer_arc(mut self, a: Arc<dyn Authorizer>) -> Self {
         self.authorizer = Some(a);
+        self
+    }
+
+    /// Sets the rate limiter, checked after authentication and before authorization.
+    pub fn rate_limiter(mut self, r: impl RateLimiter + 'static) -> Self {
+        self.rate_limiter = Some(Arc::new(r));
+        self
+    }
+
+    /// Sets the rate limiter from a shared one.
+    pub fn rate_limiter_arc(mut self, r: Arc<dyn RateLimiter>) -> Self {
+        self.rate_limiter = Some(r);
         self
     }
 
@@ -133,6 +147,7 @@ impl SecurityLayerBuilder {
             authenticator: self.authenticator,
             allow_anonymous: self.allow_anonymous,
             authorizer,
+            rate_limiter: self.rate_limiter,
             validators: self.validators,
             redactor: self.redactor,
             audit,

@@ -1,7 +1,7 @@
 //! The [`SecurityLayer`]: the six components composed into one fixed pipeline.
 //!
 //! ```text
-//! frame limits -> authenticate -> authorize -> validate -> [handler] -> redact -> audit
+//! frame limits -> authenticate -> rate limit -> authorize -> validate -> [handler] -> redact -> audit
 //! ```
 //!
 //! [`SecurityLayer::admit`] runs every check up to the handler and returns an [`Admission`]
@@ -43,17 +43,20 @@ pub use builder::{BuildError, SecurityLayerBuilder};
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+
+use arc_swap::ArcSwap;
 use std::time::Instant;
 
 use serde_json::Value;
 
 use crate::audit::{AuditEvent, AuditFailureMode, AuditOutcome, AuditSink};
 use crate::authn::{Authenticator, AuthnError};
-use crate::authz::Authorizer;
+use crate::authz::{Authorizer, Explanation};
 use crate::context::{Identity, RequestContext};
 use crate::decision::{Decision, Denial, DenyKind, RuleId, Stage};
 use crate::message::{Action, Message, MessageError};
 use crate::provenance::ProvenanceVerifier;
+use crate::ratelimit::{RateLimitError, RateLimiter};
 use crate::redact::{Redacted, RedactionReport, Redactor};
 use crate::validate::{Frame, InputValidator};
 
@@ -61,6 +64,7 @@ use crate::validate::{Frame, InputValidator};
 pub(crate) struct Inner {
     pub(crate) authenticator: Option<Arc<dyn Authenticator>>,
     pub(crate) allow_anonymous: bool,
+    pub(crate) rate_limiter: Option<Arc<dyn RateLimiter>>,
     pub(crate) authorizer: Arc<dyn Authorizer>,
     pub(crate) validators: Vec<Arc<dyn InputValidator>>,
     pub(crate) redactor: Option<Arc<dyn Redactor>>,
@@ -71,9 +75,21 @@ pub(crate) struct Inner {
 }
 
 /// The composed security pipeline. Cheap to clone (one `Arc`), safe to share across tasks.
-#[derive(Debug, Clone)]
+///
+/// The components in force can be replaced while serving ([`SecurityLayer::reload`]): every
+/// clone of the layer sees the new ones from its next request on, and a request already admitted
+/// finishes, audit included, under the components it started with.
+#[derive(Clone)]
 pub struct SecurityLayer {
-    inner: Arc<Inner>,
+    current: Arc<ArcSwap<Inner>>,
+}
+
+impl std::fmt::Debug for SecurityLayer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecurityLayer")
+            .field("current", &*self.current.load())
+            .finish()
+    }
 }
 
 /// Proof that a request passed every check before the handler. Hand it back to
@@ -81,6 +97,7 @@ pub struct SecurityLayer {
 #[derive(Debug)]
 #[must_use = "an admission must be completed, or the request is never audited"]
 pub struct Admission {
+    inner: Arc<Inner>,
     identity: Identity,
     rule: Option<RuleId>,
     started: Instant,
@@ -148,32 +165,21 @@ fn authn_denial(e: &AuthnError) -> Denial {
         .with_rule(RuleId::from_static("authentication"))
 }
 
-impl SecurityLayer {
-    /// Starts building a layer.
-    pub fn builder() -> SecurityLayerBuilder {
-        SecurityLayerBuilder::default()
-    }
-
-    pub(crate) fn from_inner(inner: Inner) -> Self {
-        SecurityLayer {
-            inner: Arc::new(inner),
-        }
-    }
-
-    /// Runs the checks before the handler, in order: frame limits, authentication,
-    /// authorization, validation. `encoded_len` is the message's size on the wire when the
+impl Inner {
+    /// Runs the checks before the handler, in order: frame limits, authentication, rate
+    /// limits, authorization, validation. `encoded_len` is the message's size on the wire when the
     /// transport knows it.
     ///
     /// # Errors
     /// The [`Denial`] of the first stage that refused. It has already been audited.
-    pub async fn admit(
+    async fn admit(
         &self,
         action: &Action<'_>,
         cx: &RequestContext,
         encoded_len: Option<usize>,
-    ) -> Result<Admission, Denial> {
+    ) -> Result<(Identity, Option<RuleId>, Instant), Denial> {
         let started = Instant::now();
-        let inner = &*self.inner;
+        let inner = self;
 
         let frame = Frame::new(action, encoded_len);
         for v in &inner.validators {
@@ -192,6 +198,30 @@ impl SecurityLayer {
                 return Err(self.deny(action, cx, None, d, Some(&detail), started).await);
             }
         };
+
+        if let Some(limiter) = &inner.rate_limiter
+            && let Err(e) = limiter.check(&identity, action, cx).await
+        {
+            let detail = e.to_string();
+            let d = match e {
+                RateLimitError::Limited { retry_after, rule } => Denial::new(
+                    Stage::RateLimit,
+                    DenyKind::RateLimited,
+                    "rate limit exceeded",
+                )
+                .with_rule(rule)
+                .with_retry_after(retry_after),
+                RateLimitError::Unavailable(_) => Denial::new(
+                    Stage::RateLimit,
+                    DenyKind::Unavailable,
+                    "rate limiter unavailable",
+                )
+                .with_rule(RuleId::from_static("rate_limit.on_failure")),
+            };
+            return Err(self
+                .deny(action, cx, Some(&identity), d, Some(&detail), started)
+                .await);
+        }
 
         let rule = match inner.authorizer.authorize(&identity, action, cx) {
             Decision::Allow(rule) => rule,
@@ -212,15 +242,11 @@ impl SecurityLayer {
             }
         }
 
-        Ok(Admission {
-            identity,
-            rule,
-            started,
-        })
+        Ok((identity, rule, started))
     }
 
     async fn authenticate(&self, cx: &RequestContext) -> Result<Identity, AuthnError> {
-        let inner = &*self.inner;
+        let inner = self;
         // Anonymous access applies only when nothing was presented: a wrong key is still wrong.
         if inner.allow_anonymous && cx.credentials().is_empty() {
             return Ok(Identity::anonymous());
@@ -231,30 +257,14 @@ impl SecurityLayer {
         }
     }
 
-    /// Writes the audit record for an admitted request once the handler has answered.
-    ///
-    /// # Errors
-    /// With [`AuditFailureMode::Deny`], a [`Denial`] at [`Stage::Audit`] when the record could
-    /// not be written: the caller must then discard the handler's result and answer the denial.
-    pub async fn complete(
-        &self,
-        admission: Admission,
-        action: &Action<'_>,
-        cx: &RequestContext,
-        completion: Completion,
-    ) -> Result<(), Denial> {
-        self.complete_named(admission, action.method(), action.target(), cx, completion)
-            .await
-    }
-
     /// [`complete`](Self::complete) for an adapter that no longer holds the action: the audit
     /// record needs only its method and target.
     ///
     /// # Errors
     /// As [`complete`](Self::complete).
-    pub async fn complete_named(
+    async fn complete_named(
         &self,
-        admission: Admission,
+        admission: &Admission,
         method: &str,
         target: Option<&str>,
         cx: &RequestContext,
@@ -326,7 +336,7 @@ impl SecurityLayer {
         cx: &RequestContext,
         rec: Record<'_>,
     ) -> Result<(), ()> {
-        let inner = &*self.inner;
+        let inner = self;
         // The target can itself carry personal data (a resource URI with an e-mail in it).
         let redacted_target =
             target.and_then(|t| inner.redactor.as_ref().and_then(|r| r.redact_text(t)));
@@ -369,7 +379,7 @@ impl SecurityLayer {
 
     /// Refuses and audits a message the adapter could not read (its parameters do not match
     /// its method), at the frame stage. Returns the denial to answer with.
-    pub async fn reject_malformed(
+    async fn reject_malformed(
         &self,
         method: &str,
         cx: &RequestContext,
@@ -380,11 +390,116 @@ impl SecurityLayer {
         self.deny(&Action::Other { method }, cx, None, d, None, Instant::now())
             .await
     }
+}
+
+impl SecurityLayer {
+    /// Starts building a layer.
+    pub fn builder() -> SecurityLayerBuilder {
+        SecurityLayerBuilder::default()
+    }
+
+    pub(crate) fn from_inner(inner: Inner) -> Self {
+        SecurityLayer {
+            current: Arc::new(ArcSwap::from_pointee(inner)),
+        }
+    }
+
+    /// Puts `next`'s components in force for every clone of this layer, atomically. Requests
+    /// already admitted finish under the components they started with; `next` is not changed.
+    /// Build `next` completely first (a policy that does not load leaves this layer as it is).
+    pub fn reload(&self, next: &SecurityLayer) {
+        self.current.store(next.current.load_full());
+    }
+
+    /// Runs the checks before the handler, in order: frame limits, authentication, rate
+    /// limits, authorization, validation. `encoded_len` is the message's size on the wire when the
+    /// transport knows it.
+    ///
+    /// # Errors
+    /// The [`Denial`] of the first stage that refused. It has already been audited.
+    pub async fn admit(
+        &self,
+        action: &Action<'_>,
+        cx: &RequestContext,
+        encoded_len: Option<usize>,
+    ) -> Result<Admission, Denial> {
+        // One snapshot for the whole request: a reload mid-request does not mix policies.
+        let inner = self.current.load_full();
+        let (identity, rule, started) = inner.admit(action, cx, encoded_len).await?;
+        Ok(Admission {
+            inner,
+            identity,
+            rule,
+            started,
+        })
+    }
+
+    /// Writes the audit record for an admitted request once the handler has answered.
+    ///
+    /// # Errors
+    /// With [`AuditFailureMode::Deny`], a [`Denial`] at [`Stage::Audit`] when the record could
+    /// not be written: the caller must then discard the handler's result and answer the denial.
+    pub async fn complete(
+        &self,
+        admission: Admission,
+        action: &Action<'_>,
+        cx: &RequestContext,
+        completion: Completion,
+    ) -> Result<(), Denial> {
+        self.complete_named(admission, action.method(), action.target(), cx, completion)
+            .await
+    }
+
+    /// [`complete`](Self::complete) for an adapter that no longer holds the action: the audit
+    /// record needs only its method and target.
+    ///
+    /// # Errors
+    /// As [`complete`](Self::complete).
+    pub async fn complete_named(
+        &self,
+        admission: Admission,
+        method: &str,
+        target: Option<&str>,
+        cx: &RequestContext,
+        completion: Completion,
+    ) -> Result<(), Denial> {
+        // The record goes to the sink of the policy the request was admitted under.
+        let inner = admission.inner.clone();
+        inner
+            .complete_named(&admission, method, target, cx, completion)
+            .await
+    }
+
+    /// Refuses and audits a message the adapter could not read (its parameters do not match
+    /// its method), at the frame stage. Returns the denial to answer with.
+    pub async fn reject_malformed(
+        &self,
+        method: &str,
+        cx: &RequestContext,
+        error: &MessageError,
+    ) -> Denial {
+        self.current
+            .load_full()
+            .reject_malformed(method, cx, error)
+            .await
+    }
+
+    /// The decision the authorizer reaches for `identity` performing `action`, and the rules that
+    /// led to it. Diagnostic: nothing is audited and no rate limit is counted.
+    pub fn explain(
+        &self,
+        identity: &Identity,
+        action: &Action<'_>,
+        cx: &RequestContext,
+    ) -> Explanation {
+        self.current.load().authorizer.explain(identity, action, cx)
+    }
 
     /// Whether `identity` may use the target of `action`: the list filter. An item is listed
     /// exactly when calling it would be authorized, so hidden items read as unknown.
     pub fn permits(&self, identity: &Identity, action: &Action<'_>, cx: &RequestContext) -> bool {
-        self.inner
+        self.current
+            .load()
             .authorizer
             .authorize(identity, action, cx)
             .is_allow()
@@ -392,7 +507,8 @@ impl SecurityLayer {
 
     /// Redacts `text`; `None` when nothing was found (or no redactor is configured).
     pub fn redact_text(&self, text: &str) -> Option<Redacted> {
-        self.inner
+        self.current
+            .load()
             .redactor
             .as_ref()
             .and_then(|r| r.redact_text(text))
@@ -400,7 +516,7 @@ impl SecurityLayer {
 
     /// Redacts `text` in place.
     pub fn redact_string(&self, text: &mut String) -> RedactionReport {
-        match &self.inner.redactor {
+        match &self.current.load().redactor {
             Some(r) => crate::redact::redact_string(&**r, text),
             None => RedactionReport::default(),
         }
@@ -408,7 +524,7 @@ impl SecurityLayer {
 
     /// Redacts every string in `value`.
     pub fn redact_value(&self, value: &mut Value) -> RedactionReport {
-        match &self.inner.redactor {
+        match &self.current.load().redactor {
             Some(r) => r.redact_value(value),
             None => RedactionReport::default(),
         }
@@ -416,17 +532,17 @@ impl SecurityLayer {
 
     /// Whether a redactor is configured.
     pub fn redacts(&self) -> bool {
-        self.inner.redactor.is_some()
+        self.current.load().redactor.is_some()
     }
 
     /// The provenance verifier, if one was configured (hosts use it before launching a server).
-    pub fn provenance(&self) -> Option<&Arc<dyn ProvenanceVerifier>> {
-        self.inner.provenance.as_ref()
+    pub fn provenance(&self) -> Option<Arc<dyn ProvenanceVerifier>> {
+        self.current.load().provenance.clone()
     }
 
-    /// How many audit records could not be written since the layer was built.
+    /// How many audit records could not be written under the components now in force.
     pub fn audit_failures(&self) -> u64 {
-        self.inner.audit_failures.load(Ordering::Relaxed)
+        self.current.load().audit_failures.load(Ordering::Relaxed)
     }
 
     /// Evaluates every envelope of `message` as a dry run, a batch element by element: the

@@ -28,6 +28,8 @@ pub(super) struct PolicyFile {
     #[serde(default)]
     pub(super) prompts: Vec<Prompt>,
     #[serde(default)]
+    pub(super) rate_limit: RateLimit,
+    #[serde(default)]
     pub(super) validation: Validation,
     #[serde(default)]
     pub(super) redaction: Redaction,
@@ -101,8 +103,7 @@ pub(super) struct Authorization {
 pub(super) struct ArgSpec {
     #[serde(rename = "type")]
     pub(super) ty: Option<String>,
-    #[serde(default)]
-    pub(super) required: bool,
+    pub(super) required: Option<bool>,
     pub(super) min: Option<f64>,
     pub(super) max: Option<f64>,
     pub(super) max_length: Option<usize>,
@@ -110,12 +111,57 @@ pub(super) struct ArgSpec {
     pub(super) pattern: Option<String>,
 }
 
+/// Conditions on an allow rule.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ConditionSpec {
+    pub(super) hours: Option<String>,
+    #[serde(default)]
+    pub(super) weekdays: Vec<String>,
+    pub(super) timezone: Option<String>,
+    #[serde(default)]
+    pub(super) cidrs: Vec<String>,
+    pub(super) rate: Option<String>,
+    pub(super) burst: Option<u32>,
+}
+
+/// The fields every rule kind has. (Each kind spells them out rather than flattening this
+/// struct, because serde cannot refuse unknown keys through `flatten`.)
+pub(super) struct RuleFields<'a> {
+    pub(super) allowed_hosts: &'a [String],
+    pub(super) scopes: &'a [String],
+    pub(super) effect: Option<&'a str>,
+    pub(super) conditions: Option<&'a ConditionSpec>,
+}
+
+macro_rules! rule_fields {
+    ($t:ty) => {
+        impl $t {
+            pub(super) fn rule(&self) -> RuleFields<'_> {
+                RuleFields {
+                    allowed_hosts: &self.allowed_hosts,
+                    scopes: &self.scopes,
+                    effect: self.effect.as_deref(),
+                    conditions: self.conditions.as_ref(),
+                }
+            }
+        }
+    };
+}
+rule_fields!(Tool);
+rule_fields!(Prompt);
+rule_fields!(Resource);
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct Tool {
     pub(super) name: String,
     #[serde(default)]
     pub(super) allowed_hosts: Vec<String>,
+    #[serde(default)]
+    pub(super) scopes: Vec<String>,
+    pub(super) effect: Option<String>,
+    pub(super) conditions: Option<ConditionSpec>,
     #[serde(default)]
     pub(super) arguments: BTreeMap<String, ArgSpec>,
     pub(super) additional_arguments: Option<bool>,
@@ -128,6 +174,10 @@ pub(super) struct Prompt {
     #[serde(default)]
     pub(super) allowed_hosts: Vec<String>,
     #[serde(default)]
+    pub(super) scopes: Vec<String>,
+    pub(super) effect: Option<String>,
+    pub(super) conditions: Option<ConditionSpec>,
+    #[serde(default)]
     pub(super) arguments: BTreeMap<String, ArgSpec>,
     pub(super) additional_arguments: Option<bool>,
 }
@@ -139,7 +189,23 @@ pub(super) struct Resource {
     #[serde(default)]
     pub(super) allowed_hosts: Vec<String>,
     #[serde(default)]
+    pub(super) scopes: Vec<String>,
+    pub(super) effect: Option<String>,
+    pub(super) conditions: Option<ConditionSpec>,
+    #[serde(default)]
     pub(super) permissions: Vec<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RateLimit {
+    pub(super) per_caller: Option<String>,
+    pub(super) burst: Option<u32>,
+    pub(super) backend: Option<String>,
+    pub(super) redis_url: Option<String>,
+    pub(super) key_prefix: Option<String>,
+    pub(super) on_failure: Option<String>,
+    pub(super) timeout_ms: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -31,10 +31,12 @@ use ipnet::IpNet;
 use crate::audit::{AuditFailureMode, JsonLinesSink};
 use crate::authn::{ApiKeyAuthenticator, ApiKeyEntry};
 use crate::authz::{
-    AclAuthorizer, HostSet, PromptRule, ResourcePermission, ResourceRule, ToolRule,
+    AclAuthorizer, Conditions, HostSet, PromptRule, ResourcePermission, ResourceRule, TimeWindow,
+    ToolRule,
 };
 use crate::context::Credentials;
 use crate::layer::{BuildError, SecurityLayer, SecurityLayerBuilder};
+use crate::ratelimit::{MemoryRateLimiter, Rate, RateLimiter, RateRule, Target};
 use crate::redact::{Detector, PatternRedactor};
 use crate::validate::{
     ArgumentConstraints, ArgumentRule, ArgumentType, FrameLimits, ResourceUriValidator,
@@ -91,6 +93,7 @@ pub struct Policy {
     anonymous: bool,
     api_key_env: Option<String>,
     authorizer: Arc<AclAuthorizer>,
+    rate_limits: Option<RateBackend>,
     frame: FrameLimits,
     uris: ResourceUriValidator,
     arguments: Option<ArgumentConstraints>,
@@ -147,19 +150,7 @@ impl Policy {
                     .with_timezone(&Utc);
                 entry = entry.with_expires(when);
             }
-            let mut nets = Vec::with_capacity(k.allowed_ips.len());
-            for (j, s) in k.allowed_ips.iter().enumerate() {
-                let net = s
-                    .parse::<IpNet>()
-                    .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
-                    .map_err(|_| {
-                        invalid(
-                            format!("{}[{j}]", at("allowed_ips")),
-                            "must be an IP address or CIDR network",
-                        )
-                    })?;
-                nets.push(net);
-            }
+            let nets = parse_nets(&at("allowed_ips"), &k.allowed_ips)?;
             entries.push(
                 entry
                     .with_allowed_ips(nets)
@@ -176,34 +167,27 @@ impl Policy {
             ));
         }
 
-        let hostset = |path: String, list: &[String]| -> Result<HostSet, PolicyError> {
-            if list.is_empty() {
-                return Err(invalid(path, "must name at least one host, or \"*\""));
-            }
-            Ok(HostSet::only(list))
-        };
         let mut acl = AclAuthorizer::builder();
         let mut constraints = ArgumentConstraints::new();
+        let mut rates: Vec<RateRule> = Vec::new();
         for (i, t) in f.tools.iter().enumerate() {
-            let hosts = hostset(format!("tools[{i}].allowed_hosts"), &t.allowed_hosts)?;
-            acl = acl.tool(
-                ToolRule::new(t.name.clone(), hosts)
-                    .with_id(crate::RuleId::new(format!("tools[{i}]"))),
-            );
+            let at = format!("tools[{i}]");
+            let common = rule_common(&at, &t.rule(), &mut rates, || Target::Tool(t.name.clone()))?;
+            acl = acl.tool(common.apply(ToolRule::new(t.name.clone(), common.hosts.clone())));
             if !t.arguments.is_empty() || t.additional_arguments == Some(false) {
-                let rules = argument_rules(&format!("tools[{i}].arguments"), &t.arguments)?;
+                let rules = argument_rules(&format!("{at}.arguments"), &t.arguments)?;
                 constraints =
                     constraints.tool(t.name.clone(), rules, t.additional_arguments == Some(false));
             }
         }
         for (i, p) in f.prompts.iter().enumerate() {
-            let hosts = hostset(format!("prompts[{i}].allowed_hosts"), &p.allowed_hosts)?;
-            acl = acl.prompt(
-                PromptRule::new(p.name.clone(), hosts)
-                    .with_id(crate::RuleId::new(format!("prompts[{i}]"))),
-            );
+            let at = format!("prompts[{i}]");
+            let common = rule_common(&at, &p.rule(), &mut rates, || {
+                Target::Prompt(p.name.clone())
+            })?;
+            acl = acl.prompt(common.apply(PromptRule::new(p.name.clone(), common.hosts.clone())));
             if !p.arguments.is_empty() || p.additional_arguments == Some(false) {
-                let rules = argument_rules(&format!("prompts[{i}].arguments"), &p.arguments)?;
+                let rules = argument_rules(&format!("{at}.arguments"), &p.arguments)?;
                 constraints = constraints.prompt(
                     p.name.clone(),
                     rules,
@@ -212,16 +196,20 @@ impl Policy {
             }
         }
         for (i, r) in f.resources.iter().enumerate() {
-            let hosts = hostset(format!("resources[{i}].allowed_hosts"), &r.allowed_hosts)?;
+            let at = format!("resources[{i}]");
+            let common = rule_common(&at, &r.rule(), &mut rates, || {
+                Target::Resource(r.uri.clone())
+            })?;
             let mut perms = Vec::new();
             for (j, p) in r.permissions.iter().enumerate() {
                 perms.push(match p.as_str() {
                     "read" => ResourcePermission::Read,
-                    "subscribe" => ResourcePermission::Subscribe,
+                    "write" => ResourcePermission::Write,
+                    "execute" => ResourcePermission::Execute,
                     _ => {
                         return Err(invalid(
-                            format!("resources[{i}].permissions[{j}]"),
-                            "must be \"read\" or \"subscribe\"",
+                            format!("{at}.permissions[{j}]"),
+                            "must be \"read\", \"write\" or \"execute\"",
                         ));
                     }
                 });
@@ -229,11 +217,9 @@ impl Policy {
             if r.permissions.is_empty() {
                 perms.push(ResourcePermission::Read);
             }
-            acl = acl.resource(
-                ResourceRule::new(r.uri.clone(), hosts)
-                    .with_permissions(perms)
-                    .with_id(crate::RuleId::new(format!("resources[{i}]"))),
-            );
+            acl = acl.resource(common.apply(
+                ResourceRule::new(r.uri.clone(), common.hosts.clone()).with_permissions(perms),
+            ));
         }
         for m in &f.authorization.allow_methods {
             acl = acl.allow_method(m.clone());
@@ -242,6 +228,16 @@ impl Policy {
             acl.build()
                 .map_err(|e| invalid("tools/resources/prompts", e.to_string()))?,
         );
+        if let Some(limit) = &f.rate_limit.per_caller {
+            let rate = parse_rate(
+                "rate_limit.per_caller",
+                limit,
+                f.rate_limit.burst,
+                "rate_limit.burst",
+            )?;
+            rates.push(RateRule::new("rate_limit.per_caller", Target::Any, rate));
+        }
+        let rate_limits = rate_backend(&f.rate_limit, rates)?;
 
         let v = &f.validation;
         let defaults = FrameLimits::default();
@@ -305,6 +301,7 @@ impl Policy {
             anonymous: f.auth.anonymous,
             api_key_env: f.auth.api_key_env,
             authorizer,
+            rate_limits,
             frame,
             uris,
             arguments: (!constraints.is_empty()).then_some(constraints),
@@ -326,6 +323,9 @@ impl Policy {
         }
         if self.anonymous {
             b = b.allow_anonymous();
+        }
+        if let Some(r) = &self.rate_limits {
+            b = b.rate_limiter_arc(r.limiter());
         }
         b = b.validator(self.frame).validator(self.uris.clone());
         if let Some(c) = &self.arguments {
@@ -396,8 +396,10 @@ fn argument_rules(
     for (name, s) in specs {
         let at = |field: &str| format!("{at}.{name}.{field}");
         let mut r = ArgumentRule::new(name.as_str());
-        if s.required {
-            r = r.required();
+        // A constrained argument must be present unless the policy says otherwise: a missing
+        // argument must not slip past the constraint meant to check it.
+        if s.required == Some(false) {
+            r = r.optional();
         }
         if let Some(t) = &s.ty {
             let ty = ArgumentType::parse(t).ok_or_else(|| {
@@ -440,4 +442,242 @@ fn argument_rules(
         rules.push(r);
     }
     Ok(rules)
+}
+
+/// What every rule kind shares, read and checked.
+struct Common {
+    id: crate::RuleId,
+    hosts: HostSet,
+    scopes: Vec<String>,
+    deny: bool,
+    conditions: Conditions,
+}
+
+/// The rule builders all take the same common settings.
+trait CommonRule: Sized {
+    fn set_id(self, id: crate::RuleId) -> Self;
+    fn set_scopes(self, scopes: Vec<String>) -> Self;
+    fn set_deny(self) -> Self;
+    fn set_conditions(self, c: Conditions) -> Self;
+}
+
+macro_rules! common_rule {
+    ($t:ty) => {
+        impl CommonRule for $t {
+            fn set_id(self, id: crate::RuleId) -> Self {
+                self.with_id(id)
+            }
+            fn set_scopes(self, scopes: Vec<String>) -> Self {
+                self.with_scopes(scopes)
+            }
+            fn set_deny(self) -> Self {
+                self.deny()
+            }
+            fn set_conditions(self, c: Conditions) -> Self {
+                self.with_conditions(c)
+            }
+        }
+    };
+}
+common_rule!(ToolRule);
+common_rule!(PromptRule);
+common_rule!(ResourceRule);
+
+impl Common {
+    fn apply<R: CommonRule>(&self, rule: R) -> R {
+        let rule = rule
+            .set_id(self.id.clone())
+            .set_scopes(self.scopes.clone())
+            .set_conditions(self.conditions.clone());
+        if self.deny { rule.set_deny() } else { rule }
+    }
+}
+
+fn parse_rate(
+    at: &str,
+    text: &str,
+    burst: Option<u32>,
+    burst_at: &str,
+) -> Result<Rate, PolicyError> {
+    let rate: Rate = text
+        .parse()
+        .map_err(|e: crate::ratelimit::RateParseError| invalid(at, e.to_string()))?;
+    match burst {
+        None => Ok(rate),
+        Some(b) => Ok(rate.with_burst(
+            std::num::NonZeroU32::new(b).ok_or_else(|| invalid(burst_at, "must be at least 1"))?,
+        )),
+    }
+}
+
+fn rule_common(
+    at: &str,
+    r: &file::RuleFields<'_>,
+    rates: &mut Vec<RateRule>,
+    target: impl FnOnce() -> Target,
+) -> Result<Common, PolicyError> {
+    if r.allowed_hosts.is_empty() && r.scopes.is_empty() {
+        return Err(invalid(
+            format!("{at}.allowed_hosts"),
+            "must name at least one host, or \"*\" (or give scopes)",
+        ));
+    }
+    let deny = match r.effect {
+        None | Some("allow") => false,
+        Some("deny") => true,
+        Some(_) => {
+            return Err(invalid(
+                format!("{at}.effect"),
+                "must be \"allow\" or \"deny\"",
+            ));
+        }
+    };
+    let mut conditions = Conditions::none();
+    if let Some(c) = r.conditions {
+        if deny {
+            return Err(invalid(
+                format!("{at}.conditions"),
+                "conditions apply to allow rules only: a deny rule always denies",
+            ));
+        }
+        if c.hours.is_some() || !c.weekdays.is_empty() || c.timezone.is_some() {
+            let tz = c.timezone.as_deref().unwrap_or("UTC");
+            let window = TimeWindow::parse(c.hours.as_deref(), &c.weekdays, tz).map_err(|e| {
+                let field = match e {
+                    crate::authz::TimeWindowError::Timezone => "timezone",
+                    crate::authz::TimeWindowError::Weekday => "weekdays",
+                    _ => "hours",
+                };
+                invalid(format!("{at}.conditions.{field}"), e.to_string())
+            })?;
+            conditions = conditions.with_window(window);
+        }
+        if !c.cidrs.is_empty() {
+            let nets = parse_nets(&format!("{at}.conditions.cidrs"), &c.cidrs)?;
+            conditions = conditions.with_cidrs(nets);
+        }
+        if let Some(rate) = &c.rate {
+            let rate = parse_rate(
+                &format!("{at}.conditions.rate"),
+                rate,
+                c.burst,
+                &format!("{at}.conditions.burst"),
+            )?;
+            rates.push(RateRule::new(at.to_owned(), target(), rate));
+        } else if c.burst.is_some() {
+            return Err(invalid(format!("{at}.conditions.burst"), "needs a rate"));
+        }
+    }
+    Ok(Common {
+        id: crate::RuleId::new(at.to_owned()),
+        hosts: if r.allowed_hosts.is_empty() {
+            HostSet::Only(Vec::new())
+        } else {
+            HostSet::only(r.allowed_hosts)
+        },
+        scopes: r.scopes.to_vec(),
+        deny,
+        conditions,
+    })
+}
+
+fn parse_nets(at: &str, list: &[String]) -> Result<Vec<IpNet>, PolicyError> {
+    list.iter()
+        .enumerate()
+        .map(|(j, s)| {
+            s.parse::<IpNet>()
+                .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
+                .map_err(|_| {
+                    invalid(
+                        format!("{at}[{j}]"),
+                        "must be an IP address or CIDR network",
+                    )
+                })
+        })
+        .collect()
+}
+
+/// The configured rate-limit store.
+#[derive(Debug, Clone)]
+enum RateBackend {
+    Memory(Arc<MemoryRateLimiter>),
+    #[cfg(feature = "redis")]
+    Redis(Arc<crate::ratelimit::RedisRateLimiter>),
+}
+
+impl RateBackend {
+    fn limiter(&self) -> Arc<dyn RateLimiter> {
+        match self {
+            RateBackend::Memory(m) => m.clone(),
+            #[cfg(feature = "redis")]
+            RateBackend::Redis(r) => r.clone(),
+        }
+    }
+}
+
+fn rate_backend(
+    cfg: &file::RateLimit,
+    rules: Vec<RateRule>,
+) -> Result<Option<RateBackend>, PolicyError> {
+    if rules.is_empty() {
+        if cfg.backend.is_some() || cfg.redis_url.is_some() {
+            return Err(invalid(
+                "rate_limit",
+                "a backend is configured but no rule has a rate",
+            ));
+        }
+        return Ok(None);
+    }
+    match cfg.backend.as_deref() {
+        None | Some("memory") => {
+            if cfg.redis_url.is_some() {
+                return Err(invalid(
+                    "rate_limit.redis_url",
+                    "set backend = \"redis\" to use it",
+                ));
+            }
+            let m =
+                MemoryRateLimiter::new(rules).map_err(|e| invalid("rate_limit", e.to_string()))?;
+            Ok(Some(RateBackend::Memory(Arc::new(m))))
+        }
+        #[cfg(feature = "redis")]
+        Some("redis") => {
+            use crate::ratelimit::{RedisFailureMode, RedisRateLimiter};
+            let url = cfg.redis_url.as_deref().ok_or_else(|| {
+                invalid(
+                    "rate_limit.redis_url",
+                    "is required with backend = \"redis\"",
+                )
+            })?;
+            let mode = match cfg.on_failure.as_deref() {
+                None | Some("deny") => RedisFailureMode::Deny,
+                Some("allow") => RedisFailureMode::Allow,
+                Some(_) => {
+                    return Err(invalid(
+                        "rate_limit.on_failure",
+                        "must be \"deny\" or \"allow\"",
+                    ));
+                }
+            };
+            let timeout = std::time::Duration::from_millis(cfg.timeout_ms.unwrap_or(100));
+            let r = RedisRateLimiter::new(
+                url,
+                rules,
+                cfg.key_prefix.as_deref().unwrap_or("mcp-security"),
+                mode,
+                timeout,
+            )
+            .map_err(|e| invalid("rate_limit.redis_url", e.to_string()))?;
+            Ok(Some(RateBackend::Redis(Arc::new(r))))
+        }
+        #[cfg(not(feature = "redis"))]
+        Some("redis") => Err(invalid(
+            "rate_limit.backend",
+            "\"redis\" needs the crate's `redis` feature",
+        )),
+        Some(_) => Err(invalid(
+            "rate_limit.backend",
+            "must be \"memory\" or \"redis\"",
+        )),
+    }
 }

@@ -102,10 +102,25 @@ pub enum ConstraintError {
     Unexpected,
 }
 
+/// Where an argument is: a top-level name, or a JSON Pointer into the arguments object.
+#[derive(Debug, Clone)]
+enum Path {
+    Name(Arc<str>),
+    /// RFC 6901 segments, unescaped; a `*` segment stands for every element of an array (or
+    /// every value of an object).
+    Pointer(Vec<String>),
+}
+
 /// The constraints on one argument.
+///
+/// The argument is named either by its top-level name (`"limit"`) or by a JSON Pointer into the
+/// arguments object (`"/filter/limit"`, `"/items/*/qty"` where `*` checks every element). A
+/// constrained argument must be present unless [`optional`](Self::optional): a missing value is
+/// a denial, not a pass.
 #[derive(Debug, Clone)]
 pub struct ArgumentRule {
     name: Arc<str>,
+    path: Path,
     required: bool,
     ty: Option<ArgumentType>,
     min: Option<f64>,
@@ -118,9 +133,20 @@ pub struct ArgumentRule {
 impl ArgumentRule {
     /// No constraint yet on the argument `name`.
     pub fn new(name: impl Into<Arc<str>>) -> Self {
+        let name: Arc<str> = name.into();
+        let path = match name.strip_prefix('/') {
+            Some(pointer) => Path::Pointer(
+                pointer
+                    .split('/')
+                    .map(|seg| seg.replace("~1", "/").replace("~0", "~"))
+                    .collect(),
+            ),
+            None => Path::Name(name.clone()),
+        };
         ArgumentRule {
-            name: name.into(),
-            required: false,
+            name,
+            path,
+            required: true,
             ty: None,
             min: None,
             max: None,
@@ -130,10 +156,35 @@ impl ArgumentRule {
         }
     }
 
-    /// The argument must be present.
+    /// The argument must be present (the default).
     pub fn required(mut self) -> Self {
         self.required = true;
         self
+    }
+
+    /// The argument may be absent; when present, it is checked.
+    pub fn optional(mut self) -> Self {
+        self.required = false;
+        self
+    }
+
+    /// Checks the argument wherever its path leads in `args`.
+    fn check_in(&self, args: Option<&Map<String, Value>>) -> Result<(), ConstraintError> {
+        match &self.path {
+            Path::Name(n) => self.check(args.and_then(|a| a.get(&**n))),
+            Path::Pointer(segs) => {
+                let Some(args) = args else {
+                    return self.check(None);
+                };
+                let mut result = Ok(());
+                visit_args(args, segs, &mut |v| {
+                    if result.is_ok() {
+                        result = self.check(v);
+                    }
+                });
+                result
+            }
+        }
     }
 
     /// The argument must have this JSON type.
@@ -174,6 +225,14 @@ impl ArgumentRule {
         // Anchored on both ends: a pattern is an allow-list of the whole value, never a search.
         self.pattern = Some(Regex::new(&format!("^(?:{pattern})$"))?);
         Ok(self)
+    }
+
+    /// Whether this rule constrains the top-level argument `key` (itself, or something in it).
+    fn names_top_level(&self, key: &str) -> bool {
+        match &self.path {
+            Path::Name(n) => **n == *key,
+            Path::Pointer(segs) => segs.first().is_some_and(|s| s == key || s == "*"),
+        }
     }
 
     fn check(&self, value: Option<&Value>) -> Result<(), ConstraintError> {
@@ -311,16 +370,62 @@ impl ArgumentConstraints {
     }
 }
 
+/// Calls `f` on every value `segs` leads to from `value`, and with `None` for every branch
+/// where the path does not exist. A `*` segment fans out over array elements and object values
+/// (an empty container calls nothing); a numeric segment indexes an array.
+fn visit<'v>(value: &'v Value, segs: &[String], f: &mut dyn FnMut(Option<&'v Value>)) {
+    let Some((first, rest)) = segs.split_first() else {
+        f(Some(value));
+        return;
+    };
+    match (first.as_str(), value) {
+        ("*", Value::Object(m)) => m.values().for_each(|v| visit(v, rest, f)),
+        ("*", Value::Array(items)) => items.iter().for_each(|v| visit(v, rest, f)),
+        (key, Value::Object(m)) => match m.get(key) {
+            Some(v) => visit(v, rest, f),
+            None => f(None),
+        },
+        (index, Value::Array(items)) => {
+            match index.parse::<usize>().ok().and_then(|i| items.get(i)) {
+                Some(v) => visit(v, rest, f),
+                None => f(None),
+            }
+        }
+        _ => f(None),
+    }
+}
+
+/// [`visit`] from the arguments object itself.
+fn visit_args<'v>(
+    args: &'v Map<String, Value>,
+    segs: &[String],
+    f: &mut dyn FnMut(Option<&'v Value>),
+) {
+    let Some((first, rest)) = segs.split_first() else {
+        return;
+    };
+    if first == "*" {
+        args.values().for_each(|v| visit(v, rest, f));
+    } else {
+        match args.get(first.as_str()) {
+            Some(v) => visit(v, rest, f),
+            None => f(None),
+        }
+    }
+}
+
 fn check_all(
     c: &ToolConstraints,
     args: Option<&Map<String, Value>>,
 ) -> Result<(), ConstraintError> {
     for rule in &c.rules {
-        rule.check(args.and_then(|a| a.get(&*rule.name)))?;
+        rule.check_in(args)?;
     }
     if c.deny_unknown
         && let Some(args) = args
-        && args.keys().any(|k| !c.rules.iter().any(|r| *r.name == **k))
+        && args
+            .keys()
+            .any(|k| !c.rules.iter().any(|r| r.names_top_level(k)))
     {
         return Err(ConstraintError::Unexpected);
     }
@@ -363,10 +468,12 @@ mod tests {
             [
                 query.unwrap_or_else(|e| unreachable!("{e}")),
                 ArgumentRule::new("limit")
+                    .optional()
                     .with_type(ArgumentType::Integer)
                     .with_min(1.0)
                     .with_max(1000.0),
                 ArgumentRule::new("table")
+                    .optional()
                     .with_allowed_values([json!("orders"), json!("customers")]),
             ],
             true,
@@ -426,6 +533,66 @@ mod tests {
         assert_eq!(
             check(json!({"query": format!("SELECT {} FROM b", "a".repeat(300))})),
             err(ConstraintError::TooLong("query".into()))
+        );
+    }
+
+    #[test]
+    fn pointers_and_arrays() {
+        let c = ArgumentConstraints::new().tool(
+            "order",
+            [
+                ArgumentRule::new("/items/*/qty")
+                    .with_type(ArgumentType::Integer)
+                    .with_min(1.0)
+                    .with_max(10.0),
+                ArgumentRule::new("/shipping/country")
+                    .with_allowed_values([json!("DE"), json!("FR")]),
+                ArgumentRule::new("/note").optional().with_max_length(5),
+            ],
+            false,
+        );
+        let check = |args: Value| {
+            let call = Action::CallTool {
+                name: "order",
+                arguments: args.as_object(),
+            };
+            c.validate(
+                &call,
+                &Identity::new("h"),
+                &RequestContext::new(Transport::Stdio),
+            )
+        };
+        let ok = json!({"items": [{"qty": 1}, {"qty": 10}], "shipping": {"country": "DE"}});
+        assert_eq!(check(ok), Ok(()));
+        let err = |e: ConstraintError| Err(ValidationError::Argument(e));
+        // Every element is checked, and a missing element field is a denial.
+        assert_eq!(
+            check(json!({"items": [{"qty": 1}, {"qty": 11}], "shipping": {"country": "DE"}})),
+            err(ConstraintError::AboveMaximum("/items/*/qty".into()))
+        );
+        assert_eq!(
+            check(json!({"items": [{"qty": 1}, {}], "shipping": {"country": "DE"}})),
+            err(ConstraintError::Missing("/items/*/qty".into()))
+        );
+        assert_eq!(
+            check(json!({"items": [], "shipping": {"country": "DE"}})),
+            Ok(())
+        );
+        assert_eq!(
+            check(json!({"items": [], "shipping": {}})),
+            err(ConstraintError::Missing("/shipping/country".into()))
+        );
+        assert_eq!(
+            check(json!({"items": [], "shipping": {"country": "US"}})),
+            err(ConstraintError::NotAllowed("/shipping/country".into()))
+        );
+        assert_eq!(
+            check(json!({"items": [], "shipping": {"country": "DE"}, "note": "too long"})),
+            err(ConstraintError::TooLong("/note".into()))
+        );
+        assert_eq!(
+            check(json!({"shipping": {"country": "DE"}})),
+            err(ConstraintError::Missing("/items/*/qty".into()))
         );
     }
 

@@ -101,7 +101,11 @@ fn wire_error(action: &Action<'_>, d: &Denial) -> McpError {
         }
         (kind, _) => kind.code(),
     };
-    McpError::new(ErrorCode(code), d.reason().to_owned(), None)
+    // A rate-limited caller learns when to come back, and nothing else.
+    let data = d
+        .retry_after()
+        .map(|after| serde_json::json!({ "retryAfterMs": after.as_millis() }));
+    McpError::new(ErrorCode(code), d.reason().to_owned(), data)
 }
 
 fn correlation(id: &rmcp::model::RequestId) -> CorrelationId {
