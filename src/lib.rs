@@ -68,6 +68,7 @@ pub mod policy;
 pub mod provenance;
 pub mod ratelimit;
 pub mod redact;
+mod uripath;
 pub mod validate;
 
 pub use context::{

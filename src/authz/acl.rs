@@ -523,22 +523,9 @@ impl AclAuthorizer {
     }
 }
 
-/// Whether a URI is free of the tricks that make a glob match something it should not: dot
-/// segments, percent-encoded dots, slashes or backslashes, backslashes, and control characters.
+/// Whether a URI is free of the tricks that make a glob match something it should not.
 fn is_plain_uri(uri: &str) -> bool {
-    if uri.chars().any(|c| c.is_control() || c == '\\') {
-        return false;
-    }
-    let has = |needle: &str| {
-        uri.as_bytes()
-            .windows(needle.len())
-            .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
-    };
-    if has("%2e") || has("%2f") || has("%5c") || has("%00") {
-        return false;
-    }
-    let path = uri.split(['?', '#']).next().unwrap_or_default();
-    !path.split('/').any(|seg| seg == "." || seg == "..")
+    crate::uripath::problem(uri).is_none()
 }
 
 fn is_protocol_notification(method: &str) -> bool {

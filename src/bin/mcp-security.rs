@@ -54,6 +54,9 @@ enum Command {
         /// Evaluate at this time (RFC 3339), instead of now.
         #[arg(long)]
         at: Option<String>,
+        /// Also list the rules that matched each request and what each did.
+        #[arg(long)]
+        explain: bool,
     },
     /// Print the SHA-256 of an API key read from standard input, for `key_sha256`.
     HashKey,
@@ -75,14 +78,27 @@ fn read_request(path: &str) -> Result<Vec<u8>, Usage> {
     }
 }
 
-fn check(
+/// The `check` subcommand's arguments.
+struct CheckArgs {
     policy: PathBuf,
     request: String,
     api_key: Option<String>,
     host: Option<String>,
     ip: Option<IpAddr>,
     at: Option<String>,
-) -> Result<(Value, bool), Usage> {
+    explain: bool,
+}
+
+fn check(args: CheckArgs) -> Result<(Value, bool), Usage> {
+    let CheckArgs {
+        policy,
+        request,
+        api_key,
+        host,
+        ip,
+        at,
+        explain,
+    } = args;
     let policy = Policy::load(&policy).map_err(|e| Usage(format!("policy: {e}")))?;
     let bytes = read_request(&request)?;
     let message = Message::parse(&bytes).map_err(|e| Usage(format!("request: {e}")))?;
@@ -125,16 +141,30 @@ fn check(
         .map_err(|e| Usage(format!("cannot start: {e}")))?;
     let verdicts = rt.block_on(layer.evaluate_message(&message, &cx));
     let all_allowed = verdicts.iter().all(Result::is_ok);
+    let identity = if explain {
+        rt.block_on(layer.identify(&cx)).ok()
+    } else {
+        None
+    };
     let mut out: Vec<Value> = verdicts
         .into_iter()
-        .map(|v| match v {
-            Ok(rule) => json!({"decision": "allow", "stage": null, "reason": null, "rule": rule.map(|r| r.to_string())}),
-            Err(d) => json!({
-                "decision": "deny",
-                "stage": d.stage().as_str(),
-                "reason": d.reason(),
-                "rule": d.rule().map(|r| r.to_string()),
-            }),
+        .zip(message.envelopes())
+        .map(|(v, envelope)| {
+            let mut verdict = verdict_json(v);
+            if explain {
+                verdict["explain"] = match (&identity, envelope.action()) {
+                    (Some(id), Ok(action)) => {
+                        let cx = cx.clone().with_correlation_id(envelope.id().clone());
+                        let e = layer.explain(id, &action, &cx);
+                        e.rules()
+                            .iter()
+                            .map(|r| json!({"rule": r.rule.to_string(), "effect": r.effect, "outcome": r.outcome}))
+                            .collect()
+                    }
+                    _ => Value::Array(Vec::new()),
+                };
+            }
+            verdict
         })
         .collect();
     let value = if message.is_batch() {
@@ -143,6 +173,26 @@ fn check(
         out.pop().unwrap_or(Value::Null)
     };
     Ok((value, all_allowed))
+}
+
+fn verdict_json(v: Result<Option<mcp_security::RuleId>, mcp_security::Denial>) -> Value {
+    match v {
+        Ok(rule) => {
+            json!({"decision": "allow", "stage": null, "reason": null, "rule": rule.map(|r| r.to_string())})
+        }
+        Err(d) => {
+            let mut out = json!({
+                "decision": "deny",
+                "stage": d.stage().as_str(),
+                "reason": d.reason(),
+                "rule": d.rule().map(|r| r.to_string()),
+            });
+            if let Some(after) = d.retry_after() {
+                out["retry_after_ms"] = json!(after.as_millis());
+            }
+            out
+        }
+    }
 }
 
 fn hash_key() -> Result<String, Usage> {
@@ -171,7 +221,17 @@ fn main() -> ExitCode {
             host,
             ip,
             at,
-        } => check(policy, request, api_key, host, ip, at).map(|(v, ok)| (v.to_string(), ok)),
+            explain,
+        } => check(CheckArgs {
+            policy,
+            request,
+            api_key,
+            host,
+            ip,
+            at,
+            explain,
+        })
+        .map(|(v, ok)| (v.to_string(), ok)),
         Command::HashKey => hash_key().map(|h| (h, true)),
     };
     match result {

@@ -52,7 +52,7 @@ use serde_json::Value;
 use crate::audit::{AuditEvent, AuditFailureMode, AuditOutcome, AuditSink};
 use crate::authn::{Authenticator, AuthnError};
 use crate::authz::{Authorizer, Explanation};
-use crate::context::{Identity, RequestContext};
+use crate::context::{CorrelationId, Identity, RequestContext};
 use crate::decision::{Decision, Denial, DenyKind, RuleId, Stage};
 use crate::message::{Action, Message, MessageError};
 use crate::provenance::ProvenanceVerifier;
@@ -139,6 +139,21 @@ impl Completion {
     pub fn ok(redactions: u32) -> Self {
         Completion::Ok { redactions }
     }
+}
+
+/// The longest method or target an audit record holds, in bytes; longer ones are cut.
+const MAX_AUDIT_FIELD: usize = 512;
+
+/// `s` cut to at most `max` bytes, on a character boundary.
+fn truncate(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s.get(..end).unwrap_or_default()
 }
 
 /// Everything one audit record needs beyond the context.
@@ -344,10 +359,22 @@ impl Inner {
             Some(r) => Some(r.text()),
             None => target,
         };
+        // Methods of custom requests and notifications are whatever the peer sent: bound their
+        // length (and the target's) so a peer cannot flood the log.
+        let method = truncate(method, MAX_AUDIT_FIELD);
+        let target = target.map(|t| truncate(t, MAX_AUDIT_FIELD));
+        let bounded_id;
+        let correlation_id = match cx.correlation_id() {
+            CorrelationId::Text(t) if t.len() > MAX_AUDIT_FIELD => {
+                bounded_id = CorrelationId::Text(truncate(t, MAX_AUDIT_FIELD).into());
+                &bounded_id
+            }
+            other => other,
+        };
         let event = AuditEvent {
             timestamp: cx.received_at(),
             transport: cx.transport(),
-            correlation_id: cx.correlation_id(),
+            correlation_id,
             session_id: cx.session_id(),
             peer_addr: cx.peer_addr(),
             host: rec.identity.map(Identity::host),
@@ -482,6 +509,15 @@ impl SecurityLayer {
             .load_full()
             .reject_malformed(method, cx, error)
             .await
+    }
+
+    /// Authenticates `cx` as the pipeline would, without auditing: for diagnostics such as
+    /// [`explain`](Self::explain).
+    ///
+    /// # Errors
+    /// The [`AuthnError`] that authentication would deny with.
+    pub async fn identify(&self, cx: &RequestContext) -> Result<Identity, AuthnError> {
+        self.current.load_full().authenticate(cx).await
     }
 
     /// The decision the authorizer reaches for `identity` performing `action`, and the rules that

@@ -46,6 +46,89 @@ use crate::validate::{
 /// not name one.
 pub const DEFAULT_API_KEY_ENV: &str = "MCP_API_KEY";
 
+/// Reloads a policy file into a serving [`SecurityLayer`].
+///
+/// A reload reads, checks and builds the whole file first and swaps it in only when all of
+/// that succeeded: a file with an error leaves the old policy serving, and the error is
+/// returned to be reported. Requests already admitted finish under the policy they started with.
+///
+/// ```
+/// use mcp_security::policy::{Policy, PolicyReloader};
+///
+/// let dir = tempfile::tempdir()?;
+/// let path = dir.path().join("policy.toml");
+/// let audit = dir.path().join("audit.jsonl");
+/// std::fs::write(&path, format!("[auth]\nanonymous = true\n[audit]\npath = {audit:?}\n"))?;
+/// let layer = Policy::load(&path)?.build()?;
+/// let mut reloader = PolicyReloader::new(&path, layer.clone());
+/// std::fs::write(&path, "[auth]\nanonymous = maybe\n")?;
+/// assert!(reloader.reload().is_err()); // the old policy keeps serving
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct PolicyReloader {
+    path: PathBuf,
+    layer: SecurityLayer,
+    seen: Option<(std::time::SystemTime, u64)>,
+}
+
+impl PolicyReloader {
+    /// A reloader of the file at `path` into `layer` (and every clone of it).
+    pub fn new(path: impl AsRef<Path>, layer: SecurityLayer) -> Self {
+        let path = path.as_ref().to_path_buf();
+        let seen = Self::stamp(&path);
+        PolicyReloader { path, layer, seen }
+    }
+
+    fn stamp(path: &Path) -> Option<(std::time::SystemTime, u64)> {
+        let meta = std::fs::metadata(path).ok()?;
+        Some((meta.modified().ok()?, meta.len()))
+    }
+
+    /// Reads, checks and builds the file, then puts it in force.
+    ///
+    /// # Errors
+    /// The [`PolicyError`] of a file that does not load or build; the old policy keeps serving.
+    pub fn reload(&mut self) -> Result<(), PolicyError> {
+        self.seen = Self::stamp(&self.path);
+        let next = Policy::load(&self.path)?.build()?;
+        self.layer.reload(&next);
+        Ok(())
+    }
+
+    /// [`reload`](Self::reload)s when the file's modification time or size changed since the
+    /// last look; `Ok(true)` when a new policy was put in force.
+    ///
+    /// # Errors
+    /// As [`reload`](Self::reload).
+    pub fn reload_if_changed(&mut self) -> Result<bool, PolicyError> {
+        if Self::stamp(&self.path) == self.seen {
+            return Ok(false);
+        }
+        self.reload().map(|()| true)
+    }
+
+    /// Looks at the file every `every` on the current tokio runtime and reloads it when it
+    /// changed, calling `report` with each outcome (`Ok(true)` reloaded, `Err` kept the old
+    /// policy). Stops when the returned handle is aborted.
+    #[cfg(feature = "rmcp")]
+    pub fn spawn_watch(
+        mut self,
+        every: std::time::Duration,
+        report: impl Fn(Result<bool, PolicyError>) + Send + 'static,
+    ) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                match self.reload_if_changed() {
+                    Ok(false) => {}
+                    outcome => report(outcome),
+                }
+            }
+        })
+    }
+}
+
 /// A policy that could not be read or built. The message starts with the key path.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -170,11 +253,14 @@ impl Policy {
         let mut acl = AclAuthorizer::builder();
         let mut constraints = ArgumentConstraints::new();
         let mut rates: Vec<RateRule> = Vec::new();
+        let mut constrained_tools: Vec<(&str, String)> = Vec::new();
+        let mut constrained_prompts: Vec<(&str, String)> = Vec::new();
         for (i, t) in f.tools.iter().enumerate() {
             let at = format!("tools[{i}]");
             let common = rule_common(&at, &t.rule(), &mut rates, || Target::Tool(t.name.clone()))?;
             acl = acl.tool(common.apply(ToolRule::new(t.name.clone(), common.hosts.clone())));
             if !t.arguments.is_empty() || t.additional_arguments == Some(false) {
+                constrained_once(&at, &t.name, &mut constrained_tools)?;
                 let rules = argument_rules(&format!("{at}.arguments"), &t.arguments)?;
                 constraints =
                     constraints.tool(t.name.clone(), rules, t.additional_arguments == Some(false));
@@ -187,6 +273,7 @@ impl Policy {
             })?;
             acl = acl.prompt(common.apply(PromptRule::new(p.name.clone(), common.hosts.clone())));
             if !p.arguments.is_empty() || p.additional_arguments == Some(false) {
+                constrained_once(&at, &p.name, &mut constrained_prompts)?;
                 let rules = argument_rules(&format!("{at}.arguments"), &p.arguments)?;
                 constraints = constraints.prompt(
                     p.name.clone(),
@@ -630,10 +717,16 @@ fn rate_backend(
     }
     match cfg.backend.as_deref() {
         None | Some("memory") => {
-            if cfg.redis_url.is_some() {
+            let redis_only = [
+                ("redis_url", cfg.redis_url.is_some()),
+                ("key_prefix", cfg.key_prefix.is_some()),
+                ("on_failure", cfg.on_failure.is_some()),
+                ("timeout_ms", cfg.timeout_ms.is_some()),
+            ];
+            if let Some((key, _)) = redis_only.iter().find(|(_, set)| *set) {
                 return Err(invalid(
-                    "rate_limit.redis_url",
-                    "set backend = \"redis\" to use it",
+                    format!("rate_limit.{key}"),
+                    "applies to backend = \"redis\" only",
                 ));
             }
             let m =
@@ -680,4 +773,28 @@ fn rate_backend(
             "must be \"memory\" or \"redis\"",
         )),
     }
+}
+
+/// Argument constraints are looked up by exact name, so they may only be given on a rule that
+/// names one tool (or prompt) exactly, and only once per name: a glob's constraints would
+/// silently apply to nothing, and a second entry would silently replace the first.
+fn constrained_once<'n>(
+    at: &str,
+    name: &'n str,
+    seen: &mut Vec<(&'n str, String)>,
+) -> Result<(), PolicyError> {
+    if name.contains(['*', '?']) {
+        return Err(invalid(
+            format!("{at}.arguments"),
+            "argument constraints need an exact name, not a pattern",
+        ));
+    }
+    if let Some((_, first)) = seen.iter().find(|(n, _)| *n == name) {
+        return Err(invalid(
+            format!("{at}.arguments"),
+            format!("constraints for this name are already given in {first}"),
+        ));
+    }
+    seen.push((name, at.to_owned()));
+    Ok(())
 }

@@ -37,9 +37,15 @@ impl Detector {
     fn pattern(self) -> &'static str {
         match self {
             // Local part, then a domain of dot-separated labels ending in a 2+ letter TLD.
-            Detector::Email => r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}",
-            // Candidates only; the Luhn check decides. ASCII word boundaries keep the scan cheap.
-            Detector::CreditCard => r"(?-u:\b)[0-9](?:[ -]?[0-9]){12,18}(?-u:\b)",
+            // Any local part without spaces or delimiters (Unicode letters included, so no
+            // prefix of a non-ASCII name survives), then dot-separated labels and a TLD.
+            Detector::Email => {
+                r#"[^\s@<>()\[\]\\,;:"'`]+@[\p{L}\p{N}-]+(?:\.[\p{L}\p{N}-]+)*\.\p{L}{2,}"#
+            }
+            // Candidates only: 13 to 19 digits, groups separated by up to two spaces, tabs, dots
+            // or dashes. No word boundaries (`card4111...` is still a card): the code checks that
+            // no digit touches either end, and the Luhn check decides.
+            Detector::CreditCard => r"[0-9](?:[ \t.\-]{0,2}[0-9]){12,18}",
         }
     }
 
@@ -52,22 +58,21 @@ impl Detector {
 
     /// How much of `candidate` (a match of the pattern) is a confirmed finding, from its start:
     /// `None` when none of it is.
-    fn confirm(self, candidate: &str) -> Option<usize> {
+    fn confirm(self, candidate: &str, end_ok: impl Fn(usize) -> bool) -> Option<usize> {
         match self {
-            Detector::Email => Some(candidate.len()),
+            Detector::Email => Some(candidate.len()).filter(|&len| end_ok(len)),
             // The candidate pattern is greedy, so a card can sit inside a longer run of digit
             // groups ("4111 1111 1111 1111 2"). Try every prefix that ends at a group boundary,
             // longest first.
             Detector::CreditCard => {
-                let ends = candidate
+                let separators = candidate
                     .char_indices()
-                    .filter(|&(_, c)| c == ' ' || c == '-')
-                    .map(|(i, _)| i)
-                    .chain(std::iter::once(candidate.len()));
-                let mut ends: Vec<usize> = ends.collect();
-                ends.reverse();
-                ends.into_iter()
-                    .find(|&end| candidate.get(..end).is_some_and(luhn_valid))
+                    .rev()
+                    .filter(|&(_, c)| matches!(c, ' ' | '\t' | '.' | '-'))
+                    .map(|(i, _)| i);
+                std::iter::once(candidate.len())
+                    .chain(separators)
+                    .find(|&end| end_ok(end) && candidate.get(..end).is_some_and(luhn_valid))
             }
         }
     }
@@ -100,15 +105,20 @@ fn luhn_valid(s: &str) -> bool {
 #[error("redaction patterns do not compile")]
 pub struct RedactorBuildError;
 
-/// Finds every enabled detector's matches in a single pass over the text.
+/// Finds every enabled detector's values and replaces them.
 ///
-/// All patterns are compiled into one automaton when the redactor is built; each match is then
-/// confirmed by its detector's validator (Luhn for cards) before it is replaced by
+/// Clean text costs one pass: all patterns are compiled into one automaton, and text in which it
+/// finds no candidate is returned as is. Text with candidates is then scanned per detector, each
+/// candidate confirmed by its detector's validator (Luhn for cards) and, when a candidate fails,
+/// the scan resumes at its next group, so a value hidden behind a failing prefix
+/// (`1 4111 1111 1111 1111`) is still found. Overlaps between detectors are resolved
+/// deterministically: the earliest start wins, then the longest. Each value is replaced by
 /// `[REDACTED:<detector>]`.
 #[derive(Debug, Clone)]
 pub struct PatternRedactor {
     detectors: Vec<Detector>,
-    regex: Option<Regex>,
+    any: Option<Regex>,
+    each: Vec<Regex>,
 }
 
 impl PatternRedactor {
@@ -118,66 +128,106 @@ impl PatternRedactor {
     /// [`RedactorBuildError`] if the patterns fail to compile (they are fixed, so this
     /// indicates a bug, reported rather than panicking).
     pub fn new(detectors: impl IntoIterator<Item = Detector>) -> Result<Self, RedactorBuildError> {
-        let mut detectors: Vec<Detector> = detectors.into_iter().collect();
-        detectors.dedup();
-        let regex = if detectors.is_empty() {
+        let mut unique: Vec<Detector> = Vec::new();
+        for d in detectors {
+            if !unique.contains(&d) {
+                unique.push(d);
+            }
+        }
+        let detectors = unique;
+        let patterns: Vec<&str> = detectors.iter().map(|d| d.pattern()).collect();
+        let any = if patterns.is_empty() {
             None
         } else {
-            let patterns: Vec<&str> = detectors.iter().map(|d| d.pattern()).collect();
             Some(Regex::new_many(&patterns).map_err(|_| RedactorBuildError)?)
         };
-        Ok(PatternRedactor { detectors, regex })
+        let each = patterns
+            .iter()
+            .map(|p| Regex::new(p).map_err(|_| RedactorBuildError))
+            .collect::<Result<_, _>>()?;
+        Ok(PatternRedactor {
+            detectors,
+            any,
+            each,
+        })
     }
 
     /// The enabled detectors.
     pub fn detectors(&self) -> &[Detector] {
         &self.detectors
     }
+
+    /// Every confirmed finding of `detector` in `text`, as (start, end).
+    fn spans(
+        detector: Detector,
+        regex: &Regex,
+        text: &str,
+        out: &mut Vec<(usize, usize, Detector)>,
+    ) {
+        let digit_at = |i: usize| text.as_bytes().get(i).is_some_and(u8::is_ascii_digit);
+        let mut at = 0;
+        while at < text.len() {
+            let Some(m) = regex.search(&Input::new(text).range(at..)) else {
+                break;
+            };
+            let candidate = text.get(m.range()).unwrap_or_default();
+            let touches_digit_before = m.start() > 0 && digit_at(m.start() - 1);
+            // A card must not touch another digit on either side.
+            let confirmed = if touches_digit_before && detector == Detector::CreditCard {
+                None
+            } else {
+                detector.confirm(candidate, |len| {
+                    detector != Detector::CreditCard || !digit_at(m.start() + len)
+                })
+            };
+            match confirmed {
+                Some(len) => {
+                    out.push((m.start(), m.start() + len, detector));
+                    at = m.start() + len.max(1);
+                }
+                // Not confirmed: a finding may still start at a later group of the candidate,
+                // so resume just after its next separator (or one character on).
+                None => {
+                    at = candidate
+                        .find([' ', '\t', '.', '-'])
+                        .map_or(m.start() + 1, |i| m.start() + i + 1)
+                        .max(m.start() + 1);
+                }
+            }
+            while at < text.len() && !text.is_char_boundary(at) {
+                at += 1;
+            }
+        }
+    }
 }
 
 impl Redactor for PatternRedactor {
     fn redact_text(&self, text: &str) -> Option<Redacted> {
-        let regex = self.regex.as_ref()?;
-        let mut out: Option<(String, RedactionReport)> = None;
-        let mut last = 0;
-        let mut at = 0;
-        while at < text.len() {
-            // The search sees the whole text, so word boundaries before `at` are honoured.
-            let Some(m) = regex.search(&Input::new(text).range(at..)) else {
-                break;
-            };
-            let Some(&detector) = self.detectors.get(m.pattern().as_usize()) else {
-                break;
-            };
-            let candidate = text.get(m.range()).unwrap_or_default();
-            match detector.confirm(candidate) {
-                Some(len) => {
-                    let (buf, report) = out.get_or_insert_with(|| {
-                        (
-                            String::with_capacity(text.len()),
-                            RedactionReport::default(),
-                        )
-                    });
-                    buf.push_str(text.get(last..m.start()).unwrap_or_default());
-                    buf.push_str(detector.replacement());
-                    report.add(detector.name(), 1);
-                    last = m.start() + len;
-                    at = last;
-                }
-                // Not confirmed: a finding may still start at a later group of the candidate
-                // ("1 4111 1111 1111 1111"), so resume just after the next separator.
-                None => {
-                    at = candidate
-                        .find([' ', '-'])
-                        .map_or(m.end(), |i| m.start() + i + 1)
-                        .max(m.start() + 1);
-                    while !text.is_char_boundary(at) {
-                        at += 1;
-                    }
-                }
-            }
+        // One pass decides the common case: no candidate at all, nothing to do.
+        if !self.any.as_ref()?.is_match(text) {
+            return None;
         }
-        let (mut buf, report) = out?;
+        let mut spans = Vec::new();
+        for (d, re) in self.detectors.iter().zip(&self.each) {
+            Self::spans(*d, re, text, &mut spans);
+        }
+        if spans.is_empty() {
+            return None;
+        }
+        // Earliest start first, then the longest; later overlapping spans are dropped.
+        spans.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
+        let mut buf = String::with_capacity(text.len());
+        let mut report = RedactionReport::default();
+        let mut last = 0;
+        for (start, end, detector) in spans {
+            if start < last {
+                continue;
+            }
+            buf.push_str(text.get(last..start).unwrap_or_default());
+            buf.push_str(detector.replacement());
+            report.add(detector.name(), 1);
+            last = end;
+        }
         buf.push_str(text.get(last..).unwrap_or_default());
         Some(Redacted::new(buf, report))
     }
@@ -228,6 +278,30 @@ mod tests {
             .unwrap_or_default();
         assert_eq!(out.text(), "12-[REDACTED:credit_card]-9");
         assert_eq!(r().redact_text("1234 5678 9012 3456 7"), None);
+    }
+
+    #[test]
+    fn review_findings_stay_fixed() {
+        let red = |t: &str| {
+            r().redact_text(t)
+                .map(|x| x.text().to_owned())
+                .unwrap_or_else(|| t.to_owned())
+        };
+        assert_eq!(red("4111.1111.1111.1111"), "[REDACTED:credit_card]");
+        assert_eq!(red("4111  1111\t1111 1111"), "[REDACTED:credit_card]");
+        assert_eq!(red("card4111111111111111"), "card[REDACTED:credit_card]");
+        assert_eq!(red("cc_4111111111111111x"), "cc_[REDACTED:credit_card]x");
+        assert_eq!(red("jöhn@example.com"), "[REDACTED:email]");
+        // A failing card candidate must not hide an e-mail that starts inside it.
+        let both = PatternRedactor::new([Detector::CreditCard, Detector::Email])
+            .unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!(
+            both.redact_text("1234567890123@example.com")
+                .map(|x| x.text().to_owned()),
+            Some("[REDACTED:email]".to_owned())
+        );
+        // Digits touching a card on either side: not a card.
+        assert_eq!(red("94111111111111111"), "94111111111111111");
     }
 
     #[test]

@@ -175,6 +175,18 @@ impl Pending {
         let Some(admission) = self.admission.take() else {
             return result;
         };
+        let mut result = result;
+        let mut redactions = redactions;
+        // A handler's error message and data reach the peer too: redact them like results.
+        if let Err(e) = result.as_mut() {
+            if let Some(red) = self.layer.redact_text(&e.message) {
+                redactions += red.report().total();
+                e.message = Cow::Owned(red.into_parts().0);
+            }
+            if let Some(data) = e.data.as_mut() {
+                redactions += self.layer.redact_value(data).total();
+            }
+        }
         let completion = match &result {
             Ok(_) => Completion::ok(redactions),
             Err(e) => Completion::HandlerError { code: e.code.0 },
@@ -289,8 +301,9 @@ impl<H: ServerHandler> SecureServer<H> {
         }
     }
 
-    /// Gate for requests whose result needs no redaction or filtering. The inner handler is
-    /// called only after the checks pass, with the identity in the context's extensions.
+    /// Gate for requests without a result type of their own to walk. The inner handler is
+    /// called only after the checks pass, with the identity in the context's extensions; every
+    /// string in its result is redacted through the result's JSON form.
     async fn gated<'a, T, F, Fut>(
         &'a self,
         action: Action<'_>,
@@ -300,11 +313,19 @@ impl<H: ServerHandler> SecureServer<H> {
     where
         F: FnOnce(&'a H, RequestContext<RoleServer>) -> Fut,
         Fut: Future<Output = Result<T, McpError>>,
+        T: serde::Serialize + serde::de::DeserializeOwned,
     {
         let cx = self.context(Some(&context.id));
         let pending = self.admit(&action, cx, &mut context.extensions).await?;
-        let result = call(&self.inner, context).await;
-        pending.finish(result, 0).await
+        let mut result = call(&self.inner, context).await;
+        let mut redactions = 0;
+        if let Ok(value) = result.as_mut() {
+            match self.redact_json(value) {
+                Ok(report) => redactions = count(&report),
+                Err(e) => result = Err(e),
+            }
+        }
+        pending.finish(result, redactions).await
     }
 
     /// Checks a notification; `true` when it may be forwarded.
@@ -392,6 +413,24 @@ impl<H: ServerHandler> SecureServer<H> {
             }
         }
         report
+    }
+
+    /// Redacts every string of `value` through its JSON form. A value that cannot make the
+    /// round trip is not sent: the caller gets an internal error instead (fail closed).
+    fn redact_json<T>(&self, value: &mut T) -> Result<RedactionReport, McpError>
+    where
+        T: serde::Serialize + serde::de::DeserializeOwned,
+    {
+        if !self.layer.redacts() {
+            return Ok(RedactionReport::default());
+        }
+        let unredactable = || McpError::internal_error("result could not be redacted", None);
+        let mut json = serde_json::to_value(&*value).map_err(|_| unredactable())?;
+        let report = self.layer.redact_value(&mut json);
+        if !report.is_empty() {
+            *value = serde_json::from_value(json).map_err(|_| unredactable())?;
+        }
+        Ok(report)
     }
 
     fn redact_tool_result(&self, r: &mut CallToolResult) -> u32 {
@@ -516,8 +555,16 @@ impl<H: ServerHandler> ServerHandler for SecureServer<H> {
         };
         let mut result = self.inner.get_prompt(request, context).await;
         let mut redactions = 0;
-        if let Ok(GetPromptResponse::Complete(r)) = result.as_mut() {
-            redactions = count(&self.redact_blocks(r.messages.iter_mut().map(|m| &mut m.content)));
+        match result.as_mut() {
+            Ok(GetPromptResponse::Complete(r)) => match self.redact_json(r) {
+                Ok(report) => redactions = count(&report),
+                Err(e) => result = Err(e),
+            },
+            Ok(GetPromptResponse::InputRequired(r)) => match self.redact_json(r) {
+                Ok(report) => redactions = count(&report),
+                Err(e) => result = Err(e),
+            },
+            Ok(_) | Err(_) => {}
         }
         pending.finish(result, redactions).await
     }
@@ -594,8 +641,15 @@ impl<H: ServerHandler> ServerHandler for SecureServer<H> {
         let pending = self.admit(&action, cx, &mut context.extensions).await?;
         let mut result = self.inner.read_resource(request, context).await;
         let mut redactions = 0;
-        if let Ok(ReadResourceResponse::Complete(r)) = result.as_mut() {
-            redactions = count(&self.redact_contents(&mut r.contents));
+        match result.as_mut() {
+            Ok(ReadResourceResponse::Complete(r)) => {
+                redactions = count(&self.redact_contents(&mut r.contents))
+            }
+            Ok(ReadResourceResponse::InputRequired(r)) => match self.redact_json(r) {
+                Ok(report) => redactions = count(&report),
+                Err(e) => result = Err(e),
+            },
+            Ok(_) | Err(_) => {}
         }
         pending.finish(result, redactions).await
     }
@@ -618,6 +672,33 @@ impl<H: ServerHandler> ServerHandler for SecureServer<H> {
             Ok(a) => Pending::new(&self.layer, a, &action, cx),
             Err(d) => return Err(wire_error(&action, &d)),
         };
+        // The filter can name resources: each one needs the same permission as
+        // resources/subscribe, or the stream ends here, before the handler sends anything.
+        let uris = context
+            .accepted()
+            .resource_subscriptions
+            .as_deref()
+            .unwrap_or_default();
+        if let Some(uri) = uris.iter().find(|uri| {
+            !pending.permits(&Action::SubscribeResource {
+                uri,
+                unsubscribe: false,
+            })
+        }) {
+            let hidden = Denial::new(
+                crate::Stage::Authorization,
+                DenyKind::NotFound,
+                "resource not found",
+            );
+            let refusal = wire_error(
+                &Action::SubscribeResource {
+                    uri,
+                    unsubscribe: false,
+                },
+                &hidden,
+            );
+            return pending.finish(Err(refusal), 0).await;
+        }
         let result = self.inner.listen(context).await;
         pending.finish(result, 0).await
     }
@@ -679,8 +760,18 @@ impl<H: ServerHandler> ServerHandler for SecureServer<H> {
         context.extensions.insert(pending.identity().clone());
         let mut result = self.inner.call_tool(request, context).await;
         let mut redactions = 0;
-        if let Ok(CallToolResponse::Complete(r)) = result.as_mut() {
-            redactions = self.redact_tool_result(r);
+        match result.as_mut() {
+            Ok(CallToolResponse::Complete(r)) => redactions = self.redact_tool_result(r),
+            // Input requests and task handles carry text too.
+            Ok(CallToolResponse::InputRequired(r)) => match self.redact_json(r) {
+                Ok(report) => redactions = count(&report),
+                Err(e) => result = Err(e),
+            },
+            Ok(CallToolResponse::Task(r)) => match self.redact_json(r) {
+                Ok(report) => redactions = count(&report),
+                Err(e) => result = Err(e),
+            },
+            Ok(_) | Err(_) => {}
         }
         pending.finish(result, redactions).await
     }

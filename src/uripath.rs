@@ -1,0 +1,112 @@
+//! The URI shapes that let a glob or a root prefix match something it should not. Shared by the
+//! authorizer (which refuses to match such URIs) and the URI validator (which refuses them).
+
+/// Why a URI's path is not plain; `None` when it is.
+///
+/// Refused: control characters, whitespace and backslashes; percent-encoded dots, slashes,
+/// backslashes and NUL bytes; double encoding (`%25` followed by two hex digits); dot segments,
+/// including `..;x` (a path parameter after the dots); and empty path segments (`/srv/data//etc`),
+/// which path joins can turn into absolute paths.
+pub(crate) fn problem(uri: &str) -> Option<&'static str> {
+    if uri
+        .chars()
+        .any(|c| c.is_control() || c.is_whitespace() || c == '\\')
+    {
+        return Some("uri contains whitespace, control characters or backslashes");
+    }
+    let hier = uri.split(['?', '#']).next().unwrap_or_default();
+    if ["%2e", "%2f", "%5c"]
+        .iter()
+        .any(|n| contains_ignore_case(hier, n))
+    {
+        return Some("uri contains an encoded dot or path separator");
+    }
+    if contains_ignore_case(uri, "%00") {
+        return Some("uri contains an encoded nul byte");
+    }
+    if double_encoded(uri) {
+        return Some("uri is percent-encoded twice");
+    }
+    // The path: after `scheme:` and, when present, after `//authority`.
+    let after_scheme = hier.split_once(':').map_or(hier, |(_, rest)| rest);
+    let path = match after_scheme.strip_prefix("//") {
+        Some(rest) => {
+            let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+            // `file://../x` names the "host" `..`: a relative path in disguise.
+            if authority == "." || authority == ".." {
+                return Some("uri contains dot segments");
+            }
+            path
+        }
+        None => after_scheme,
+    };
+    let mut segments = path.split('/');
+    // A leading "/" yields one empty first segment; that one is the root, not an empty segment.
+    if path.starts_with('/') {
+        segments.next();
+    }
+    let segments: Vec<&str> = segments.collect();
+    for (i, seg) in segments.iter().enumerate() {
+        let name = seg.split(';').next().unwrap_or_default();
+        if name == "." || name == ".." {
+            return Some("uri contains dot segments");
+        }
+        // A trailing "/" is a directory, not an empty segment.
+        if seg.is_empty() && i + 1 < segments.len() {
+            return Some("uri contains empty path segments");
+        }
+    }
+    None
+}
+
+pub(crate) fn contains_ignore_case(haystack: &str, needle: &str) -> bool {
+    haystack
+        .as_bytes()
+        .windows(needle.len())
+        .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
+}
+
+fn double_encoded(uri: &str) -> bool {
+    uri.as_bytes().windows(5).any(|w| {
+        w[0] == b'%'
+            && w[1] == b'2'
+            && w[2] == b'5'
+            && w[3].is_ascii_hexdigit()
+            && w[4].is_ascii_hexdigit()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::problem;
+
+    #[test]
+    fn plain_and_tricky() {
+        for ok in [
+            "file:///srv/data/a.csv",
+            "file:///srv/data/",
+            "https://h/a?x=..",
+            "file://localhost/a/b",
+            "mem:abc",
+        ] {
+            assert_eq!(problem(ok), None, "{ok}");
+        }
+        for bad in [
+            "file:///srv/data/../etc",
+            "file:///srv/data/./x",
+            "file:///srv/data/..;/x",
+            "file:///srv/data//etc/passwd",
+            "file:///srv/data/%2e%2e/x",
+            "file:///srv/data/%252e%252e/x",
+            "file:///srv/data/a%2Fb",
+            "file:///srv/a%00",
+            "file:///srv/a b",
+            "file:///srv/a\\b",
+            "file:///srv/data/..",
+            "file://..",
+            "file://../etc/passwd",
+        ] {
+            assert!(problem(bad).is_some(), "{bad}");
+        }
+    }
+}
