@@ -122,3 +122,142 @@ proptest! {
         }
     }
 }
+
+mod authz_props {
+    use super::*;
+    use chrono::{Datelike, TimeZone, Timelike, Utc};
+    use mcp_security::authz::TimeWindow;
+
+    const NAMES: &[&str] = &["query", "delete", "files_read", "files_write", "report"];
+    const PATTERNS: &[&str] = &[
+        "query",
+        "delete",
+        "files_*",
+        "files_read",
+        "*",
+        "report",
+        "rep?rt",
+    ];
+    const HOSTS: &[&str] = &["a", "b", "c"];
+
+    #[derive(Debug, Clone)]
+    struct Rule {
+        pattern: usize,
+        hosts: Vec<usize>,
+        any_host: bool,
+        deny: bool,
+    }
+
+    fn rule() -> impl Strategy<Value = Rule> {
+        (
+            0..PATTERNS.len(),
+            proptest::collection::vec(0..HOSTS.len(), 1..3),
+            any::<bool>(),
+            proptest::bool::weighted(0.25),
+        )
+            .prop_map(|(pattern, hosts, any_host, deny)| Rule {
+                pattern,
+                hosts,
+                any_host: any_host && !deny,
+                deny,
+            })
+    }
+
+    fn build(rules: &[Rule]) -> AclAuthorizer {
+        let mut b = AclAuthorizer::builder();
+        for r in rules {
+            let hosts = if r.any_host {
+                HostSet::Any
+            } else {
+                HostSet::only(r.hosts.iter().map(|&h| HOSTS[h]))
+            };
+            let t = ToolRule::new(PATTERNS[r.pattern], hosts);
+            b = b.tool(if r.deny { t.deny() } else { t });
+        }
+        b.build().unwrap()
+    }
+
+    fn allowed(acl: &AclAuthorizer, host: &str, tool: &str) -> bool {
+        acl.authorize(
+            &Identity::new(host),
+            &Action::CallTool {
+                name: tool,
+                arguments: None,
+            },
+            &RequestContext::new(Transport::Stdio),
+        )
+        .is_allow()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// No rule, no access.
+        #[test]
+        fn no_rule_denies(tool in "[a-z_*?]{1,10}", host in "[a-z]{1,6}") {
+            prop_assert!(!allowed(&build(&[]), &host, &tool));
+        }
+
+        /// Adding a deny rule never turns a deny into an allow.
+        #[test]
+        fn deny_rules_never_allow(rules in proptest::collection::vec(rule(), 0..8), mut extra in rule()) {
+            extra.deny = true;
+            extra.any_host = false;
+            let before = build(&rules);
+            let mut more = rules.clone();
+            more.push(extra);
+            let after = build(&more);
+            for name in NAMES {
+                for host in HOSTS {
+                    prop_assert!(!(allowed(&after, host, name) && !allowed(&before, host, name)));
+                }
+            }
+        }
+
+        /// Adding an allow rule for host A never changes a decision for any other host.
+        #[test]
+        fn allow_for_a_never_changes_b(rules in proptest::collection::vec(rule(), 0..8), pattern in 0..PATTERNS.len(), a in 0..HOSTS.len()) {
+            let before = build(&rules);
+            let mut more = rules.clone();
+            more.push(Rule { pattern, hosts: vec![a], any_host: false, deny: false });
+            let after = build(&more);
+            for name in NAMES {
+                for (i, host) in HOSTS.iter().enumerate() {
+                    if i != a {
+                        prop_assert_eq!(allowed(&before, host, name), allowed(&after, host, name));
+                    }
+                }
+            }
+        }
+
+        /// A time window never allows outside its hours and days in its timezone, including on
+        /// the days clocks change.
+        #[test]
+        fn windows_hold_across_dst(
+            tz in prop_oneof![Just("Europe/Berlin"), Just("America/New_York"), Just("Australia/Sydney"), Just("UTC")],
+            start in 0u32..24, len in 1u32..23,
+            day in prop_oneof![Just((2026, 3, 29)), Just((2026, 10, 25)), Just((2026, 3, 8)), Just((2026, 11, 1)), Just((2026, 4, 5)), Just((2026, 10, 4))],
+            offset_min in -(3 * 24 * 60i64)..(3 * 24 * 60i64),
+            weekdays in proptest::sample::subsequence(vec!["mon", "tue", "wed", "thu", "fri", "sat", "sun"], 0..7),
+        ) {
+            let end = (start + len) % 24;
+            let hours = format!("{start:02}-{end:02}");
+            let w = TimeWindow::parse(Some(&hours), &weekdays, tz).unwrap();
+            let base = Utc.with_ymd_and_hms(day.0, day.1, day.2, 12, 0, 0).unwrap();
+            let at = base + chrono::Duration::minutes(offset_min);
+            let zone: chrono_tz::Tz = tz.parse().unwrap();
+            let local = at.with_timezone(&zone);
+            let (hour, wd) = (local.hour(), local.weekday().num_days_from_monday() as usize);
+            let names = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+            let day_ok = |d: usize| weekdays.is_empty() || weekdays.contains(&names[d]);
+            let inside = if start < end {
+                (start..end).contains(&hour) && day_ok(wd)
+            } else if hour >= start {
+                day_ok(wd)
+            } else {
+                hour < end && day_ok((wd + 6) % 7)
+            };
+            prop_assert_eq!(w.contains(at), inside, "{} at {} ({})", hours, at, local);
+        }
+    }
+}
