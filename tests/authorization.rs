@@ -313,7 +313,7 @@ async fn hot_reload_under_a_real_client() {
 
     // A new policy: who_am_i instead of echo. The serving connection follows it.
     write("[[tools]]\nname = \"who_am_i\"\nallowed_hosts = [\"bot\"]\n");
-    assert_eq!(reloader.reload_if_changed().unwrap(), true);
+    assert!(reloader.reload_if_changed().unwrap());
     assert!(client.call_tool(call("echo")).await.is_err());
     assert_eq!(
         client.call_tool(call("who_am_i")).await.unwrap().content[0]
@@ -333,9 +333,8 @@ async fn hot_reload_under_a_real_client() {
     assert!(e.starts_with("tools[0].unknown: unknown field"), "{e}");
     assert!(client.call_tool(call("who_am_i")).await.is_ok());
     assert!(client.call_tool(call("echo")).await.is_err());
-    assert_eq!(
-        reloader.reload_if_changed().unwrap_or(false),
-        false,
+    assert!(
+        !reloader.reload_if_changed().unwrap_or(true),
         "an unchanged broken file is not retried"
     );
     client.cancel().await.unwrap();
