@@ -369,3 +369,47 @@ async fn rate_limited_calls_say_when_to_retry_on_the_wire() {
     }
     client.cancel().await.unwrap();
 }
+
+#[tokio::test]
+async fn an_admitted_request_finishes_under_the_policy_it_started_with() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = |tool: &str, audit: &str| {
+        format!(
+            "[[auth.api_keys]]\nhost = \"bot\"\nkey_sha256 = \"{BOT}\"\n[[tools]]\nname = \"{tool}\"\nallowed_hosts = [\"bot\"]\n[audit]\npath = \"{}\"\n",
+            dir.path().join(audit).display()
+        )
+    };
+    let layer = Policy::from_toml_str(&policy("echo", "a.jsonl"))
+        .unwrap()
+        .build()
+        .unwrap();
+    let next = Policy::from_toml_str(&policy("other", "b.jsonl"))
+        .unwrap()
+        .build()
+        .unwrap();
+    let cx =
+        RequestContext::new(Transport::InProcess).with_credentials(Credentials::api_key("test"));
+    let echo = Action::CallTool {
+        name: "echo",
+        arguments: None,
+    };
+
+    let admitted = layer.admit(&echo, &cx, None).await.unwrap();
+    layer.reload(&next);
+    // New requests see the new policy at once...
+    assert!(layer.admit(&echo, &cx, None).await.is_err());
+    // ...while the one already admitted completes, and is audited, under the old one.
+    layer
+        .complete(admitted, &echo, &cx, mcp_security::Completion::ok(0))
+        .await
+        .unwrap();
+    let old = std::fs::read_to_string(dir.path().join("a.jsonl")).unwrap();
+    assert_eq!(old.lines().count(), 1);
+    assert!(
+        old.contains(r#""outcome":"allow""#) && old.contains(r#""rule":"tools[0]""#),
+        "{old}"
+    );
+    let new = std::fs::read_to_string(dir.path().join("b.jsonl")).unwrap();
+    assert_eq!(new.lines().count(), 1);
+    assert!(new.contains(r#""outcome":"deny""#), "{new}");
+}
