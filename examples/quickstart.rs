@@ -10,31 +10,11 @@ mod demo;
 
 use std::error::Error;
 
-use demo::{DemoKeys, DemoServer, demo_policy};
-use mcp_security::adapters::rmcp::SecureServer;
+use demo::{DemoKeys, connect, demo_policy};
 use mcp_security::policy::Policy;
-use mcp_security::{Credentials, SecurityLayer, Transport};
 use rmcp::model::{CallToolRequestParams, ReadResourceRequestParams};
-use rmcp::service::{RunningService, ServiceError};
-use rmcp::{RoleClient, ServiceExt};
+use rmcp::service::ServiceError;
 use serde_json::json;
-
-/// Connects a client that presents `key` to a fresh wrapped server.
-async fn connect(
-    layer: &SecurityLayer,
-    key: &str,
-) -> Result<RunningService<RoleClient, ()>, String> {
-    let (server_io, client_io) = tokio::io::duplex(64 * 1024);
-    let server = SecureServer::new(DemoServer, layer.clone())
-        .with_credentials(Credentials::api_key(key))
-        .with_transport(Transport::InProcess);
-    tokio::spawn(async move {
-        if let Ok(running) = server.serve(server_io).await {
-            let _ = running.waiting().await;
-        }
-    });
-    ().serve(client_io).await.map_err(|e| e.to_string())
-}
 
 fn call(name: &'static str, args: serde_json::Value) -> CallToolRequestParams {
     let mut p = CallToolRequestParams::new(name);

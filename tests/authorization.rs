@@ -15,12 +15,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use mcp_security::adapters::rmcp::SecureServer;
 use mcp_security::policy::{Policy, PolicyReloader};
 use mcp_security::{
     Action, Credentials, DenyKind, Identity, RequestContext, SecurityLayer, Stage, Transport,
 };
-use rmcp::ServiceExt;
 use rmcp::model::{CallToolRequestParams, ErrorCode};
 
 // sha256("test") and sha256("old")
@@ -299,15 +297,7 @@ async fn hot_reload_under_a_real_client() {
     let layer = Policy::load(&path).unwrap().build().unwrap();
     let mut reloader = PolicyReloader::new(&path, layer.clone());
 
-    let (server_io, client_io) = tokio::io::duplex(64 * 1024);
-    let server = SecureServer::new(demo::DemoServer, layer.clone())
-        .with_credentials(Credentials::api_key("test"));
-    tokio::spawn(async move {
-        if let Ok(running) = server.serve(server_io).await {
-            let _ = running.waiting().await;
-        }
-    });
-    let client = ().serve(client_io).await.unwrap();
+    let client = demo::connect(&layer, "test").await.unwrap();
     assert!(client.call_tool(call("echo")).await.is_ok());
     assert!(client.call_tool(call("who_am_i")).await.is_err());
 
@@ -347,15 +337,7 @@ async fn rate_limited_calls_say_when_to_retry_on_the_wire() {
         .unwrap()
         .build()
         .unwrap();
-    let (server_io, client_io) = tokio::io::duplex(64 * 1024);
-    let server =
-        SecureServer::new(demo::DemoServer, layer).with_credentials(Credentials::api_key("old"));
-    tokio::spawn(async move {
-        if let Ok(running) = server.serve(server_io).await {
-            let _ = running.waiting().await;
-        }
-    });
-    let client = ().serve(client_io).await.unwrap();
+    let client = demo::connect(&layer, "old").await.unwrap();
     // The demo server has no `limited` tool; the handler's own error is fine, the limit is ours.
     let _ = client.call_tool(call("limited")).await;
     let _ = client.call_tool(call("limited")).await;

@@ -12,15 +12,14 @@ mod demo;
 
 use std::path::Path;
 
-use demo::{DemoKeys, DemoServer, demo_policy};
-use mcp_security::adapters::rmcp::SecureServer;
+use demo::{DemoKeys, demo_policy};
+use mcp_security::SecurityLayer;
 use mcp_security::policy::Policy;
-use mcp_security::{Credentials, SecurityLayer, Transport};
+use rmcp::RoleClient;
 use rmcp::model::{
     CallToolRequestParams, ErrorCode, GetPromptRequestParams, ReadResourceRequestParams,
 };
 use rmcp::service::{RunningService, ServiceError};
-use rmcp::{RoleClient, ServiceExt};
 use serde_json::{Value, json};
 
 struct Fixture {
@@ -47,16 +46,7 @@ impl Fixture {
     }
 
     async fn connect(&self, key: &str) -> Result<RunningService<RoleClient, ()>, String> {
-        let (server_io, client_io) = tokio::io::duplex(64 * 1024);
-        let server = SecureServer::new(DemoServer, self.layer.clone())
-            .with_credentials(Credentials::api_key(key))
-            .with_transport(Transport::InProcess);
-        tokio::spawn(async move {
-            if let Ok(running) = server.serve(server_io).await {
-                let _ = running.waiting().await;
-            }
-        });
-        ().serve(client_io).await.map_err(|e| e.to_string())
+        demo::connect(&self.layer, key).await
     }
 }
 

@@ -12,7 +12,8 @@ use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
 use std::path::Path;
 
-use mcp_security::Identity;
+use mcp_security::adapters::rmcp::SecureServer;
+use mcp_security::{Credentials, Identity, SecurityLayer, Transport};
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, GetPromptRequestParams,
     GetPromptResponse, GetPromptResult, ListPromptsResult, ListResourcesResult, ListToolsResult,
@@ -20,7 +21,9 @@ use rmcp::model::{
     ReadResourceResult, Resource, ResourceContents, Role, ServerCapabilities, ServerConfig, Tool,
 };
 use rmcp::service::RequestContext;
+use rmcp::service::RunningService;
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
+use rmcp::{RoleClient, ServiceExt};
 
 /// The demo server. It trusts its caller completely: the layer is what protects it.
 #[derive(Debug, Clone, Default)]
@@ -270,4 +273,23 @@ on_failure = "deny"
         admin = sha256_hex(&keys.admin),
         audit = audit.display(),
     )
+}
+
+/// Starts the demo server wrapped in `layer`, serving one in-process connection whose caller
+/// presents `key`, and connects an rmcp client to it. A connection the layer refuses (a wrong
+/// key) comes back as the error text.
+pub async fn connect(
+    layer: &SecurityLayer,
+    key: &str,
+) -> Result<RunningService<RoleClient, ()>, String> {
+    let (server_io, client_io) = tokio::io::duplex(64 * 1024);
+    let server = SecureServer::new(DemoServer, layer.clone())
+        .with_credentials(Credentials::api_key(key))
+        .with_transport(Transport::InProcess);
+    tokio::spawn(async move {
+        if let Ok(running) = server.serve(server_io).await {
+            let _ = running.waiting().await;
+        }
+    });
+    ().serve(client_io).await.map_err(|e| e.to_string())
 }

@@ -35,29 +35,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Evaluate one JSON-RPC request (or batch) against a policy, without running any handler.
-    Check {
-        /// The policy file.
-        #[arg(long)]
-        policy: PathBuf,
-        /// The JSON-RPC request: a file, or `-` for standard input.
-        #[arg(long)]
-        request: String,
-        /// Authenticate with this API key, as a client would.
-        #[arg(long, conflicts_with = "host")]
-        api_key: Option<String>,
-        /// Act as this host without authenticating: what may it do?
-        #[arg(long)]
-        host: Option<String>,
-        /// The caller's IP address.
-        #[arg(long)]
-        ip: Option<IpAddr>,
-        /// Evaluate at this time (RFC 3339), instead of now.
-        #[arg(long)]
-        at: Option<String>,
-        /// Also list the rules that matched each request and what each did.
-        #[arg(long)]
-        explain: bool,
-    },
+    Check(CheckArgs),
     /// Print the SHA-256 of an API key read from standard input, for `key_sha256`.
     HashKey,
 }
@@ -79,13 +57,28 @@ fn read_request(path: &str) -> Result<Vec<u8>, Usage> {
 }
 
 /// The `check` subcommand's arguments.
+#[derive(Debug, clap::Args)]
 struct CheckArgs {
+    /// The policy file.
+    #[arg(long)]
     policy: PathBuf,
+    /// The JSON-RPC request: a file, or `-` for standard input.
+    #[arg(long)]
     request: String,
+    /// Authenticate with this API key, as a client would.
+    #[arg(long, conflicts_with = "host")]
     api_key: Option<String>,
+    /// Act as this host without authenticating: what may it do?
+    #[arg(long)]
     host: Option<String>,
+    /// The caller's IP address.
+    #[arg(long)]
     ip: Option<IpAddr>,
+    /// Evaluate at this time (RFC 3339), instead of now.
+    #[arg(long)]
     at: Option<String>,
+    /// Also list the rules that matched each request and what each did.
+    #[arg(long)]
     explain: bool,
 }
 
@@ -214,24 +207,7 @@ fn hash_key() -> Result<String, Usage> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Check {
-            policy,
-            request,
-            api_key,
-            host,
-            ip,
-            at,
-            explain,
-        } => check(CheckArgs {
-            policy,
-            request,
-            api_key,
-            host,
-            ip,
-            at,
-            explain,
-        })
-        .map(|(v, ok)| (v.to_string(), ok)),
+        Command::Check(args) => check(args).map(|(v, ok)| (v.to_string(), ok)),
         Command::HashKey => hash_key().map(|h| (h, true)),
     };
     match result {
