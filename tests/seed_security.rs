@@ -209,7 +209,7 @@ async fn seed_cases_through_a_real_client() {
     assert_eq!(r.is_error, Some(false));
     let text = &r.content[0].as_text().unwrap().text;
     assert!(
-        text.contains("[REDACTED:email]") && text.contains("[REDACTED:credit_card]"),
+        text.contains("[EMAIL REDACTED]") && text.contains("[CREDIT_CARD REDACTED]"),
         "{text}"
     );
     assert!(
@@ -224,7 +224,7 @@ async fn seed_cases_through_a_real_client() {
         .unwrap();
     let body = serde_json::to_string(&data).unwrap();
     assert!(
-        body.contains("[REDACTED:email]") && !body.contains("ops@example.com"),
+        body.contains("[EMAIL REDACTED]") && !body.contains("ops@example.com"),
         "{body}"
     );
 

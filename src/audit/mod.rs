@@ -110,6 +110,9 @@ pub struct AuditEvent<'a> {
     pub error_code: Option<i32>,
     /// How many values the redactor replaced in the result.
     pub redactions: u32,
+    /// How sensitive the result was (level, categories, retention, encryption).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub classification: Option<&'a crate::redact::Classification>,
     /// Time spent from receipt to this record, in microseconds.
     pub latency_us: u64,
 }

@@ -9,7 +9,7 @@ use crate::authn::Authenticator;
 use crate::authz::Authorizer;
 use crate::provenance::ProvenanceVerifier;
 use crate::ratelimit::RateLimiter;
-use crate::redact::Redactor;
+use crate::redact::{Classifier, Redactor};
 use crate::validate::InputValidator;
 
 /// A layer was asked for without a choice the builder refuses to make on the caller's behalf.
@@ -41,6 +41,8 @@ pub struct SecurityLayerBuilder {
     rate_limiter: Option<Arc<dyn RateLimiter>>,
     validators: Vec<Arc<dyn InputValidator>>,
     redactor: Option<Arc<dyn Redactor>>,
+    classifier: Option<Arc<Classifier>>,
+    redact_arguments: bool,
     audit: Option<Arc<dyn AuditSink>>,
     audit_failure: AuditFailureMode,
     provenance: Option<Arc<dyn ProvenanceVerifier>>,
@@ -102,6 +104,19 @@ impl SecurityLayerBuilder {
         self
     }
 
+    /// Classifies results by what the redactor found, and withholds results above the caller's
+    /// clearance.
+    pub fn classifier(mut self, c: Classifier) -> Self {
+        self.classifier = Some(Arc::new(c));
+        self
+    }
+
+    /// Also redacts tool and prompt arguments before the handler sees them.
+    pub fn redact_arguments(mut self) -> Self {
+        self.redact_arguments = true;
+        self
+    }
+
     /// Sets the audit sink.
     pub fn audit_sink(mut self, s: impl AuditSink + 'static) -> Self {
         self.audit = Some(Arc::new(s));
@@ -150,6 +165,8 @@ impl SecurityLayerBuilder {
             rate_limiter: self.rate_limiter,
             validators: self.validators,
             redactor: self.redactor,
+            classifier: self.classifier,
+            redact_arguments: self.redact_arguments,
             audit,
             audit_failure: self.audit_failure,
             provenance: self.provenance,

@@ -57,7 +57,7 @@ use crate::decision::{Decision, Denial, DenyKind, RuleId, Stage};
 use crate::message::{Action, Message, MessageError};
 use crate::provenance::ProvenanceVerifier;
 use crate::ratelimit::{RateLimitError, RateLimiter};
-use crate::redact::{Redacted, RedactionReport, Redactor};
+use crate::redact::{Classification, Classifier, Redacted, RedactionReport, Redactor};
 use crate::validate::{Frame, InputValidator};
 
 #[derive(Debug)]
@@ -68,6 +68,8 @@ pub(crate) struct Inner {
     pub(crate) authorizer: Arc<dyn Authorizer>,
     pub(crate) validators: Vec<Arc<dyn InputValidator>>,
     pub(crate) redactor: Option<Arc<dyn Redactor>>,
+    pub(crate) classifier: Option<Arc<Classifier>>,
+    pub(crate) redact_arguments: bool,
     pub(crate) audit: Arc<dyn AuditSink>,
     pub(crate) audit_failure: AuditFailureMode,
     pub(crate) provenance: Option<Arc<dyn ProvenanceVerifier>>,
@@ -116,13 +118,21 @@ impl Admission {
 }
 
 /// How the handler answered, for the audit record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Completion {
     /// The handler answered; `redactions` values were replaced in its result.
     Ok {
         /// Values redacted from the result.
         redactions: u32,
+        /// How sensitive the result was, when a classifier is configured and found something.
+        classification: Option<Classification>,
+    },
+    /// The handler answered, but the result is classified above the caller's clearance and
+    /// was withheld.
+    Withheld {
+        /// The result's classification.
+        classification: Classification,
     },
     /// The handler returned a JSON-RPC error with this code.
     HandlerError {
@@ -137,7 +147,10 @@ pub enum Completion {
 impl Completion {
     /// The handler answered and `redactions` values were redacted.
     pub fn ok(redactions: u32) -> Self {
-        Completion::Ok { redactions }
+        Completion::Ok {
+            redactions,
+            classification: None,
+        }
     }
 }
 
@@ -166,6 +179,7 @@ struct Record<'a> {
     rule: Option<&'a RuleId>,
     error_code: Option<i32>,
     redactions: u32,
+    classification: Option<&'a Classification>,
     started: Instant,
 }
 
@@ -285,24 +299,47 @@ impl Inner {
         cx: &RequestContext,
         completion: Completion,
     ) -> Result<(), Denial> {
-        let (outcome, error_code, redactions) = match completion {
-            Completion::Ok { redactions } => (AuditOutcome::Allow, None, redactions),
-            Completion::HandlerError { code } => (AuditOutcome::Error, Some(code), 0),
-            Completion::Cancelled => (AuditOutcome::Cancelled, None, 0),
+        let withheld = Denial::new(
+            Stage::Redaction,
+            DenyKind::Forbidden,
+            "response classified above the caller's clearance",
+        )
+        .with_rule(RuleId::from_static("redaction.clearance"));
+        let (outcome, error_code, redactions, classification, denial) = match &completion {
+            Completion::Ok {
+                redactions,
+                classification,
+            } => (
+                AuditOutcome::Allow,
+                None,
+                *redactions,
+                classification.as_ref(),
+                None,
+            ),
+            Completion::Withheld { classification } => (
+                AuditOutcome::Deny,
+                None,
+                0,
+                Some(classification),
+                Some(&withheld),
+            ),
+            Completion::HandlerError { code } => (AuditOutcome::Error, Some(*code), 0, None, None),
+            Completion::Cancelled => (AuditOutcome::Cancelled, None, 0, None, None),
         };
         let rec = Record {
             identity: Some(&admission.identity),
             outcome,
-            stage: if redactions > 0 {
+            stage: if redactions > 0 || denial.is_some() {
                 Stage::Redaction
             } else {
                 Stage::Handler
             },
-            denial: None,
+            denial,
             detail: None,
-            rule: admission.rule.as_ref(),
+            rule: denial.and_then(Denial::rule).or(admission.rule.as_ref()),
             error_code,
             redactions,
+            classification,
             started: admission.started,
         };
         match self.write_audit(method, target, cx, rec).await {
@@ -333,6 +370,7 @@ impl Inner {
             rule: denial.rule(),
             error_code: None,
             redactions: 0,
+            classification: None,
             started,
         };
         // The request is refused whatever the sink says; a failed write is counted in
@@ -390,6 +428,7 @@ impl Inner {
             detail: rec.detail,
             error_code: rec.error_code,
             redactions: rec.redactions,
+            classification: rec.classification,
             latency_us: u64::try_from(rec.started.elapsed().as_micros()).unwrap_or(u64::MAX),
         };
         match inner.audit.record(&event).await {
@@ -539,6 +578,32 @@ impl SecurityLayer {
             .authorizer
             .authorize(identity, action, cx)
             .is_allow()
+    }
+
+    /// Classifies what redaction found in an admitted request's result, under the policy the
+    /// request was admitted with.
+    ///
+    /// # Errors
+    /// When the result's level is above what the caller is cleared for, the classification
+    /// comes back as the error: withhold the result and complete with
+    /// [`Completion::Withheld`].
+    pub fn classify(
+        &self,
+        admission: &Admission,
+        report: &RedactionReport,
+    ) -> Result<Option<Classification>, Classification> {
+        let Some(classifier) = &admission.inner.classifier else {
+            return Ok(None);
+        };
+        match classifier.classify(report) {
+            Some(c) if !classifier.cleared(admission.identity.host(), c.level) => Err(c),
+            other => Ok(other),
+        }
+    }
+
+    /// Whether tool and prompt arguments are redacted before the handler sees them.
+    pub fn redacts_arguments(&self) -> bool {
+        self.current.load().redact_arguments
     }
 
     /// Redacts `text`; `None` when nothing was found (or no redactor is configured).

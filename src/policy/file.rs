@@ -224,6 +224,43 @@ pub(super) struct Validation {
 pub(super) struct Redaction {
     #[serde(default)]
     pub(super) detectors: Vec<String>,
+    pub(super) style: Option<String>,
+    pub(super) hash_key_file: Option<PathBuf>,
+    #[serde(default)]
+    pub(super) arguments: bool,
+    #[serde(default)]
+    pub(super) custom: Vec<CustomDetectorSpec>,
+    pub(super) classification: Option<ClassificationSpec>,
+    #[serde(default)]
+    pub(super) clearance: Vec<ClearanceSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct CustomDetectorSpec {
+    pub(super) name: String,
+    pub(super) pattern: String,
+    pub(super) category: String,
+    pub(super) validator: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ClassificationSpec {
+    #[serde(default)]
+    pub(super) levels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub(super) retention_days: BTreeMap<String, u32>,
+    #[serde(default)]
+    pub(super) encryption_required: Vec<String>,
+    pub(super) default_clearance: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ClearanceSpec {
+    pub(super) host: String,
+    pub(super) level: String,
 }
 
 #[derive(Debug, Deserialize)]

@@ -37,7 +37,10 @@ use crate::authz::{
 use crate::context::Credentials;
 use crate::layer::{BuildError, SecurityLayer, SecurityLayerBuilder};
 use crate::ratelimit::{MemoryRateLimiter, Rate, RateLimiter, RateRule, Target};
-use crate::redact::{Detector, PatternRedactor};
+use crate::redact::{
+    Category, Classifier, CustomDetector, Detector, Level, PatternRedactor, RedactionStyle,
+    Validator,
+};
 use crate::validate::{
     ArgumentConstraints, ArgumentRule, ArgumentType, FrameLimits, ResourceUriValidator,
 };
@@ -181,6 +184,8 @@ pub struct Policy {
     uris: ResourceUriValidator,
     arguments: Option<ArgumentConstraints>,
     redactor: Option<PatternRedactor>,
+    classifier: Option<Classifier>,
+    redact_arguments: bool,
     audit_path: Option<PathBuf>,
     audit_failure: AuditFailureMode,
     hosts: Vec<String>,
@@ -344,23 +349,7 @@ impl Policy {
             .with_schemes(v.schemes.iter().cloned())
             .with_roots(v.roots.iter().cloned());
 
-        let redactor = if f.redaction.detectors.is_empty() {
-            None
-        } else {
-            let mut ds = Vec::new();
-            for (j, name) in f.redaction.detectors.iter().enumerate() {
-                ds.push(Detector::from_name(name).ok_or_else(|| {
-                    invalid(
-                        format!("redaction.detectors[{j}]"),
-                        "unknown detector (known: \"email\", \"credit_card\")",
-                    )
-                })?);
-            }
-            Some(
-                PatternRedactor::new(ds)
-                    .map_err(|e| invalid("redaction.detectors", e.to_string()))?,
-            )
-        };
+        let (redactor, classifier) = redaction(&f.redaction, base)?;
 
         let (audit_path, audit_failure) = match &f.audit {
             Some(a) => {
@@ -393,6 +382,8 @@ impl Policy {
             uris,
             arguments: (!constraints.is_empty()).then_some(constraints),
             redactor,
+            classifier,
+            redact_arguments: f.redaction.arguments,
             audit_path,
             audit_failure,
             hosts,
@@ -420,6 +411,12 @@ impl Policy {
         }
         if let Some(r) = &self.redactor {
             b = b.redactor(r.clone());
+        }
+        if let Some(c) = &self.classifier {
+            b = b.classifier(c.clone());
+        }
+        if self.redact_arguments {
+            b = b.redact_arguments();
         }
         b
     }
@@ -797,4 +794,161 @@ fn constrained_once<'n>(
     }
     seen.push((name, at.to_owned()));
     Ok(())
+}
+
+fn level(at: &str, s: &str) -> Result<Level, PolicyError> {
+    Level::parse(s)
+        .ok_or_else(|| invalid(at, "must be public, internal, confidential or restricted"))
+}
+
+fn category(at: &str, s: &str) -> Result<Category, PolicyError> {
+    Category::parse(s).ok_or_else(|| invalid(at, "must be PII, PHI, PCI or SECRET"))
+}
+
+/// The redactor and classifier the `[redaction]` table describes.
+fn redaction(
+    r: &file::Redaction,
+    base: Option<&Path>,
+) -> Result<(Option<PatternRedactor>, Option<Classifier>), PolicyError> {
+    let mut detectors = Vec::new();
+    for (j, name) in r.detectors.iter().enumerate() {
+        if name == "all" {
+            detectors.extend(Detector::ALL);
+            continue;
+        }
+        detectors.push(Detector::from_name(name).ok_or_else(|| {
+            invalid(format!("redaction.detectors[{j}]"), "unknown detector (known: \"all\" or an entity type such as \"credit_card\", \"us_ssn\", \"email\")")
+        })?);
+    }
+    let mut custom = Vec::new();
+    for (j, c) in r.custom.iter().enumerate() {
+        let at = format!("redaction.custom[{j}]");
+        if c.name.is_empty()
+            || !c
+                .name
+                .chars()
+                .all(|ch| ch.is_ascii_uppercase() || ch.is_ascii_digit() || ch == '_')
+        {
+            return Err(invalid(
+                format!("{at}.name"),
+                "must be an entity type in upper case, such as EMPLOYEE_ID",
+            ));
+        }
+        if regex_automata::meta::Regex::new(&c.pattern).is_err() {
+            return Err(invalid(
+                format!("{at}.pattern"),
+                "is not a valid regular expression",
+            ));
+        }
+        let mut d = CustomDetector::new(
+            c.name.as_str(),
+            c.pattern.clone(),
+            category(&format!("{at}.category"), &c.category)?,
+        );
+        match c.validator.as_deref() {
+            None => {}
+            Some("luhn") => d = d.with_validator(Validator::Luhn),
+            Some(_) => return Err(invalid(format!("{at}.validator"), "must be \"luhn\"")),
+        }
+        custom.push(d);
+    }
+    let style = match r.style.as_deref() {
+        None | Some("mask") => RedactionStyle::Mask,
+        Some("partial") => RedactionStyle::Partial,
+        Some("remove") => RedactionStyle::Remove,
+        Some("hash") => {
+            let path = r.hash_key_file.as_ref().ok_or_else(|| {
+                invalid(
+                    "redaction.hash_key_file",
+                    "is required with style = \"hash\"",
+                )
+            })?;
+            let path = match base {
+                Some(b) if path.is_relative() => b.join(path),
+                _ => path.clone(),
+            };
+            let key = std::fs::read(&path).map_err(|e| {
+                invalid(
+                    "redaction.hash_key_file",
+                    format!("cannot read `{}`: {e}", path.display()),
+                )
+            })?;
+            if key.len() < 16 {
+                return Err(invalid(
+                    "redaction.hash_key_file",
+                    "the key must be at least 16 bytes",
+                ));
+            }
+            RedactionStyle::Hash(key.into())
+        }
+        Some(_) => {
+            return Err(invalid(
+                "redaction.style",
+                "must be \"mask\", \"partial\", \"hash\" or \"remove\"",
+            ));
+        }
+    };
+    if r.hash_key_file.is_some() && !matches!(style, RedactionStyle::Hash(_)) {
+        return Err(invalid(
+            "redaction.hash_key_file",
+            "applies to style = \"hash\" only",
+        ));
+    }
+    let redactor = if detectors.is_empty() && custom.is_empty() {
+        None
+    } else {
+        Some(
+            PatternRedactor::with(detectors, custom, style)
+                .map_err(|e| invalid("redaction", e.to_string()))?,
+        )
+    };
+
+    let mut classifier = None;
+    if r.classification.is_some() || !r.clearance.is_empty() {
+        if redactor.is_none() {
+            return Err(invalid(
+                "redaction.classification",
+                "classifies what the detectors find: enable some detectors",
+            ));
+        }
+        let spec = r.classification.as_ref();
+        let mut c = Classifier::new();
+        if let Some(spec) = spec {
+            for (cat, lvl) in &spec.levels {
+                c = c.with_level(
+                    category(&format!("redaction.classification.levels.{cat}"), cat)?,
+                    level(&format!("redaction.classification.levels.{cat}"), lvl)?,
+                );
+            }
+            for (lvl, days) in &spec.retention_days {
+                c = c.with_retention(
+                    level(
+                        &format!("redaction.classification.retention_days.{lvl}"),
+                        lvl,
+                    )?,
+                    *days,
+                );
+            }
+            for (j, lvl) in spec.encryption_required.iter().enumerate() {
+                c = c.with_encryption_required(level(
+                    &format!("redaction.classification.encryption_required[{j}]"),
+                    lvl,
+                )?);
+            }
+            if let Some(d) = &spec.default_clearance {
+                c = c.with_default_clearance(level(
+                    "redaction.classification.default_clearance",
+                    d,
+                )?);
+            }
+        }
+        for (j, cl) in r.clearance.iter().enumerate() {
+            c = c.with_clearance(
+                cl.host.as_str(),
+                level(&format!("redaction.clearance[{j}].level"), &cl.level)?,
+            );
+        }
+        classifier = Some(c);
+    }
+    Ok((redactor, classifier))
 }

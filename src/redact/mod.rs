@@ -9,40 +9,58 @@
 //!
 //! let r = PatternRedactor::new([Detector::Email, Detector::CreditCard])?;
 //! let out = r.redact_text("mail jane@example.com, card 4111 1111 1111 1111").unwrap_or_default();
-//! assert_eq!(out.text(), "mail [REDACTED:email], card [REDACTED:credit_card]");
+//! assert_eq!(out.text(), "mail [EMAIL REDACTED], card [CREDIT_CARD REDACTED]");
 //! assert_eq!(out.report().total(), 2);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod classify;
+mod detectors;
 mod patterns;
 
-pub use patterns::{Detector, PatternRedactor, RedactorBuildError};
+pub use classify::{Classification, Classifier, Level};
+pub use detectors::{Category, Detector};
+pub use patterns::{
+    CustomDetector, Finding, PatternRedactor, RedactionStyle, RedactorBuildError, Validator,
+};
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Debug;
 use std::sync::Arc;
 
 use serde_json::Value;
 
-/// What a redaction found: how many values of each kind. Holds no values.
+/// What a redaction found: how many values of each entity type, and their categories. Holds
+/// no values.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RedactionReport {
-    counts: BTreeMap<&'static str, u32>,
+    counts: BTreeMap<Arc<str>, u32>,
+    categories: BTreeSet<Category>,
 }
 
 impl RedactionReport {
-    /// Counts one finding of `kind`.
-    pub fn add(&mut self, kind: &'static str, n: u32) {
-        if n > 0 {
-            *self.counts.entry(kind).or_insert(0) += n;
+    /// Counts one finding of `entity` in `category`.
+    pub fn add_finding(&mut self, entity: &Arc<str>, category: Category) {
+        match self.counts.get_mut(entity) {
+            Some(n) => *n += 1,
+            None => {
+                self.counts.insert(entity.clone(), 1);
+            }
         }
+        self.categories.insert(category);
     }
 
     /// Adds another report's counts to this one.
     pub fn merge(&mut self, other: &RedactionReport) {
         for (k, n) in &other.counts {
-            self.add(k, *n);
+            *self.counts.entry(k.clone()).or_insert(0) += n;
         }
+        self.categories.extend(other.categories.iter().copied());
+    }
+
+    /// The categories of what was found.
+    pub fn categories(&self) -> impl Iterator<Item = Category> + '_ {
+        self.categories.iter().copied()
     }
 
     /// All findings.
@@ -55,9 +73,9 @@ impl RedactionReport {
         self.counts.is_empty()
     }
 
-    /// Findings per detector name.
-    pub fn counts(&self) -> impl Iterator<Item = (&'static str, u32)> + '_ {
-        self.counts.iter().map(|(k, n)| (*k, *n))
+    /// Findings per entity type.
+    pub fn counts(&self) -> impl Iterator<Item = (&str, u32)> + '_ {
+        self.counts.iter().map(|(k, n)| (&**k, *n))
     }
 }
 

@@ -1,232 +1,311 @@
-//! Pattern detectors run in one pass, with validation of each candidate.
+//! The pattern engine: every detector in one automaton, one pass, validators on candidates.
 
+use std::fmt;
+use std::sync::Arc;
+
+use hmac::{Hmac, Mac};
 use regex_automata::Input;
 use regex_automata::meta::Regex;
+use sha2::Sha256;
 
+use super::detectors::{Category, Detector};
 use super::{Redacted, RedactionReport, Redactor};
 
-/// A kind of sensitive value the [`PatternRedactor`] finds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// How a found value is replaced.
+#[derive(Clone, Default)]
 #[non_exhaustive]
-pub enum Detector {
-    /// E-mail addresses.
-    Email,
-    /// Payment card numbers of 13 to 19 digits, optionally grouped by spaces or dashes, that
-    /// pass the Luhn check (so order numbers and timestamps are left alone).
-    CreditCard,
+pub enum RedactionStyle {
+    /// `[EMAIL REDACTED]`: the type, nothing of the value. The default.
+    #[default]
+    Mask,
+    /// `[CREDIT_CARD …1111]`: the type and the last four characters, for support work.
+    Partial,
+    /// `[EMAIL 3fa2b1c9]`: the type and a keyed hash (HMAC-SHA256, first 8 hex digits), so equal
+    /// values correlate across records without being revealed. Keep the key secret.
+    Hash(Arc<[u8]>),
+    /// Nothing at all.
+    Remove,
 }
 
-impl Detector {
-    /// The policy file's name for the detector, also used in reports and replacements.
-    pub fn name(self) -> &'static str {
-        match self {
-            Detector::Email => "email",
-            Detector::CreditCard => "credit_card",
-        }
-    }
-
-    /// The detector with this policy name.
-    pub fn from_name(name: &str) -> Option<Self> {
-        Some(match name {
-            "email" => Detector::Email,
-            "credit_card" => Detector::CreditCard,
-            _ => return None,
+impl fmt::Debug for RedactionStyle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            RedactionStyle::Mask => "Mask",
+            RedactionStyle::Partial => "Partial",
+            // The key is a secret: never printed.
+            RedactionStyle::Hash(_) => "Hash([key])",
+            RedactionStyle::Remove => "Remove",
         })
     }
+}
 
-    fn pattern(self) -> &'static str {
-        match self {
-            // Local part, then a domain of dot-separated labels ending in a 2+ letter TLD.
-            // Any local part without spaces or delimiters (Unicode letters included, so no
-            // prefix of a non-ASCII name survives), then dot-separated labels and a TLD.
-            Detector::Email => {
-                r#"[^\s@<>()\[\]\\,;:"'`]+@[\p{L}\p{N}-]+(?:\.[\p{L}\p{N}-]+)*\.\p{L}{2,}"#
-            }
-            // Candidates only: 13 to 19 digits, groups separated by up to two spaces, tabs, dots
-            // or dashes. No word boundaries (`card4111...` is still a card): the code checks that
-            // no digit touches either end, and the Luhn check decides.
-            Detector::CreditCard => r"[0-9](?:[ \t.\-]{0,2}[0-9]){12,18}",
-        }
-    }
+/// A check run on a custom detector's candidates.
+#[derive(Clone)]
+#[non_exhaustive]
+pub enum Validator {
+    /// The digits pass the Luhn check.
+    Luhn,
+    /// Any predicate.
+    Fn(Arc<dyn Fn(&str) -> bool + Send + Sync>),
+}
 
-    fn replacement(self) -> &'static str {
-        match self {
-            Detector::Email => "[REDACTED:email]",
-            Detector::CreditCard => "[REDACTED:credit_card]",
-        }
-    }
-
-    /// How much of `candidate` (a match of the pattern) is a confirmed finding, from its start:
-    /// `None` when none of it is.
-    fn confirm(self, candidate: &str, end_ok: impl Fn(usize) -> bool) -> Option<usize> {
-        match self {
-            Detector::Email => Some(candidate.len()).filter(|&len| end_ok(len)),
-            // The candidate pattern is greedy, so a card can sit inside a longer run of digit
-            // groups ("4111 1111 1111 1111 2"). Try every prefix that ends at a group boundary,
-            // longest first.
-            Detector::CreditCard => {
-                let separators = candidate
-                    .char_indices()
-                    .rev()
-                    .filter(|&(_, c)| matches!(c, ' ' | '\t' | '.' | '-'))
-                    .map(|(i, _)| i);
-                std::iter::once(candidate.len())
-                    .chain(separators)
-                    .find(|&end| end_ok(end) && candidate.get(..end).is_some_and(luhn_valid))
-            }
-        }
+impl fmt::Debug for Validator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Validator::Luhn => "Luhn",
+            Validator::Fn(_) => "Fn",
+        })
     }
 }
 
-/// Whether the digits of `s` (ignoring spaces and dashes) are 13 to 19 long and pass Luhn.
-fn luhn_valid(s: &str) -> bool {
-    let mut sum = 0u32;
-    let mut count = 0usize;
-    for (i, d) in s
-        .bytes()
-        .rev()
-        .filter(u8::is_ascii_digit)
-        .map(|b| u32::from(b - b'0'))
-        .enumerate()
-    {
-        count += 1;
-        sum += if i % 2 == 1 {
-            let x = d * 2;
-            if x > 9 { x - 9 } else { x }
-        } else {
-            d
-        };
-    }
-    (13..=19).contains(&count) && sum.is_multiple_of(10)
+/// A detector defined by the user: an entity type, a pattern and an optional validator.
+#[derive(Debug, Clone)]
+pub struct CustomDetector {
+    entity: Arc<str>,
+    pattern: String,
+    category: Category,
+    validator: Option<Validator>,
 }
 
-/// The detectors could not be compiled.
+impl CustomDetector {
+    /// Finds `pattern` (regex syntax; prefer `(?-u:\b)` to `\b`) and reports it as `entity`.
+    pub fn new(
+        entity: impl Into<Arc<str>>,
+        pattern: impl Into<String>,
+        category: Category,
+    ) -> Self {
+        CustomDetector {
+            entity: entity.into(),
+            pattern: pattern.into(),
+            category,
+            validator: None,
+        }
+    }
+
+    /// Confirms each candidate with `validator`.
+    pub fn with_validator(mut self, validator: Validator) -> Self {
+        self.validator = Some(validator);
+        self
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Kind {
+    Builtin(Detector),
+    Custom(Option<Validator>),
+}
+
+#[derive(Debug, Clone)]
+struct Spec {
+    entity: Arc<str>,
+    category: Category,
+    kind: Kind,
+}
+
+/// One value found: its type, category and byte range in the scanned text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    /// The entity type (`CREDIT_CARD`).
+    pub entity: Arc<str>,
+    /// Its category.
+    pub category: Category,
+    /// Byte offset of the first byte.
+    pub start: usize,
+    /// Byte offset just past the last byte.
+    pub end: usize,
+}
+
+/// The detectors could not be compiled (a custom pattern is not a valid regex).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("redaction patterns do not compile")]
 pub struct RedactorBuildError;
 
-/// Finds every enabled detector's values and replaces them.
+/// Finds sensitive values with every enabled detector in a single pass, and replaces them.
 ///
-/// Clean text costs one pass: all patterns are compiled into one automaton, and text in which it
-/// finds no candidate is returned as is. Text with candidates is then scanned per detector, each
-/// candidate confirmed by its detector's validator (Luhn for cards) and, when a candidate fails,
-/// the scan resumes at its next group, so a value hidden behind a failing prefix
-/// (`1 4111 1111 1111 1111`) is still found. Overlaps between detectors are resolved
-/// deterministically: the earliest start wins, then the longest. Each value is replaced by
-/// `[REDACTED:<detector>]`.
+/// All patterns are compiled into one automaton (regex-automata's multi-pattern meta regex, with
+/// its literal prefilters) when the redactor is built. A candidate is confirmed by its
+/// detector's validator (Luhn and the brand for cards, mod-97 for IBANs, issue rules for SSNs,
+/// entropy for generic secrets ...); when it is not, the scan resumes one character on, so a
+/// value hidden behind a failing prefix is still found. Matches never overlap: the scan moves
+/// past each finding. Text without findings is returned unchanged (`None`), and redaction is
+/// idempotent: replacements match no detector.
 #[derive(Debug, Clone)]
 pub struct PatternRedactor {
-    detectors: Vec<Detector>,
+    specs: Vec<Spec>,
     any: Option<Regex>,
-    each: Vec<Regex>,
+    style: RedactionStyle,
 }
 
 impl PatternRedactor {
-    /// A redactor for `detectors`.
+    /// A redactor for the built-in `detectors`, masking what it finds.
     ///
     /// # Errors
     /// [`RedactorBuildError`] if the patterns fail to compile (they are fixed, so this
     /// indicates a bug, reported rather than panicking).
     pub fn new(detectors: impl IntoIterator<Item = Detector>) -> Result<Self, RedactorBuildError> {
-        let mut unique: Vec<Detector> = Vec::new();
-        for d in detectors {
-            if !unique.contains(&d) {
-                unique.push(d);
-            }
+        Self::with(detectors, [], RedactionStyle::Mask)
+    }
+
+    /// A redactor for the built-in `detectors` (tried in [`Detector::ALL`] order) and `custom`
+    /// ones (after them), replacing in `style`.
+    ///
+    /// # Errors
+    /// [`RedactorBuildError`] when a custom pattern does not compile.
+    pub fn with(
+        detectors: impl IntoIterator<Item = Detector>,
+        custom: impl IntoIterator<Item = CustomDetector>,
+        style: RedactionStyle,
+    ) -> Result<Self, RedactorBuildError> {
+        let wanted: Vec<Detector> = detectors.into_iter().collect();
+        let mut specs = Vec::new();
+        let mut patterns: Vec<String> = Vec::new();
+        for d in Detector::ALL.into_iter().filter(|d| wanted.contains(d)) {
+            specs.push(Spec {
+                entity: d.entity().into(),
+                category: d.category(),
+                kind: Kind::Builtin(d),
+            });
+            patterns.push(d.pattern().to_owned());
         }
-        let detectors = unique;
-        let patterns: Vec<&str> = detectors.iter().map(|d| d.pattern()).collect();
+        for c in custom {
+            specs.push(Spec {
+                entity: c.entity,
+                category: c.category,
+                kind: Kind::Custom(c.validator),
+            });
+            patterns.push(c.pattern);
+        }
         let any = if patterns.is_empty() {
             None
         } else {
             Some(Regex::new_many(&patterns).map_err(|_| RedactorBuildError)?)
         };
-        let each = patterns
-            .iter()
-            .map(|p| Regex::new(p).map_err(|_| RedactorBuildError))
-            .collect::<Result<_, _>>()?;
-        Ok(PatternRedactor {
-            detectors,
-            any,
-            each,
-        })
+        Ok(PatternRedactor { specs, any, style })
     }
 
-    /// The enabled detectors.
-    pub fn detectors(&self) -> &[Detector] {
-        &self.detectors
+    /// The entity types this redactor finds, in the order it tries them.
+    pub fn entities(&self) -> impl Iterator<Item = &str> {
+        self.specs.iter().map(|s| &*s.entity)
     }
 
-    /// Every confirmed finding of `detector` in `text`, as (start, end).
-    fn spans(
-        detector: Detector,
-        regex: &Regex,
-        text: &str,
-        out: &mut Vec<(usize, usize, Detector)>,
-    ) {
-        let digit_at = |i: usize| text.as_bytes().get(i).is_some_and(u8::is_ascii_digit);
+    fn confirm(spec: &Spec, text: &str, m: std::ops::Range<usize>) -> Option<(usize, usize)> {
+        match &spec.kind {
+            Kind::Builtin(Detector::Email) => {
+                // The leftmost match can start inside a longer local part that an earlier,
+                // failed candidate covered: widen it so no prefix of the address survives.
+                let mut start = m.start;
+                while let Some(c) = text.get(..start).and_then(|s| s.chars().next_back()) {
+                    if !(c.is_alphanumeric() || "._%+-".contains(c)) {
+                        break;
+                    }
+                    start -= c.len_utf8();
+                }
+                Some((start, m.end))
+            }
+            Kind::Builtin(d) => d.confirm(text, m),
+            Kind::Custom(None) => Some((m.start, m.end)),
+            Kind::Custom(Some(Validator::Luhn)) => text
+                .get(m.clone())
+                .filter(|s| super::detectors::luhn_valid(s))
+                .map(|_| (m.start, m.end)),
+            Kind::Custom(Some(Validator::Fn(f))) => text
+                .get(m.clone())
+                .filter(|s| f(s))
+                .map(|_| (m.start, m.end)),
+        }
+    }
+
+    /// Every value found in `text`, in order, not overlapping.
+    pub fn scan(&self, text: &str) -> Vec<Finding> {
+        let mut out = Vec::new();
+        let Some(any) = &self.any else { return out };
         let mut at = 0;
+        let mut last_end = 0;
         while at < text.len() {
-            let Some(m) = regex.search(&Input::new(text).range(at..)) else {
+            // The search sees the whole text, so word boundaries before `at` are honoured.
+            let Some(m) = any.search(&Input::new(text).range(at..)) else {
                 break;
             };
-            let candidate = text.get(m.range()).unwrap_or_default();
-            let touches_digit_before = m.start() > 0 && digit_at(m.start() - 1);
-            // A card must not touch another digit on either side.
-            let confirmed = if touches_digit_before && detector == Detector::CreditCard {
-                None
-            } else {
-                detector.confirm(candidate, |len| {
-                    detector != Detector::CreditCard || !digit_at(m.start() + len)
-                })
+            let Some(spec) = self.specs.get(m.pattern().as_usize()) else {
+                break;
             };
-            match confirmed {
-                Some(len) => {
-                    out.push((m.start(), m.start() + len, detector));
-                    at = m.start() + len.max(1);
+            match Self::confirm(spec, text, m.range()) {
+                Some((start, end)) => {
+                    let start = start.max(last_end);
+                    if end > start {
+                        out.push(Finding {
+                            entity: spec.entity.clone(),
+                            category: spec.category,
+                            start,
+                            end,
+                        });
+                        last_end = end;
+                    }
+                    at = end.max(m.start() + 1);
                 }
-                // Not confirmed: a finding may still start at a later group of the candidate,
-                // so resume just after its next separator (or one character on).
-                None => {
-                    at = candidate
-                        .find([' ', '\t', '.', '-'])
-                        .map_or(m.start() + 1, |i| m.start() + i + 1)
-                        .max(m.start() + 1);
-                }
+                None => at = m.start() + 1,
             }
             while at < text.len() && !text.is_char_boundary(at) {
                 at += 1;
             }
+        }
+        out
+    }
+
+    fn replacement(&self, entity: &str, value: &str, out: &mut String) {
+        match &self.style {
+            RedactionStyle::Mask => {
+                out.push('[');
+                out.push_str(entity);
+                out.push_str(" REDACTED]");
+            }
+            RedactionStyle::Partial => {
+                let tail: Vec<char> = value
+                    .chars()
+                    .rev()
+                    .filter(char::is_ascii_alphanumeric)
+                    .take(4)
+                    .collect();
+                out.push('[');
+                out.push_str(entity);
+                out.push_str(" …");
+                out.extend(tail.iter().rev());
+                out.push(']');
+            }
+            RedactionStyle::Hash(key) => {
+                out.push('[');
+                out.push_str(entity);
+                out.push(' ');
+                if let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(key) {
+                    mac.update(value.as_bytes());
+                    let tag = mac.finalize().into_bytes();
+                    out.push_str(&crate::hex::encode(tag.get(..4).unwrap_or_default()));
+                }
+                out.push(']');
+            }
+            RedactionStyle::Remove => {}
         }
     }
 }
 
 impl Redactor for PatternRedactor {
     fn redact_text(&self, text: &str) -> Option<Redacted> {
-        // One pass decides the common case: no candidate at all, nothing to do.
-        if !self.any.as_ref()?.is_match(text) {
+        let findings = self.scan(text);
+        if findings.is_empty() {
             return None;
         }
-        let mut spans = Vec::new();
-        for (d, re) in self.detectors.iter().zip(&self.each) {
-            Self::spans(*d, re, text, &mut spans);
-        }
-        if spans.is_empty() {
-            return None;
-        }
-        // Earliest start first, then the longest; later overlapping spans are dropped.
-        spans.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
         let mut buf = String::with_capacity(text.len());
         let mut report = RedactionReport::default();
         let mut last = 0;
-        for (start, end, detector) in spans {
-            if start < last {
-                continue;
-            }
-            buf.push_str(text.get(last..start).unwrap_or_default());
-            buf.push_str(detector.replacement());
-            report.add(detector.name(), 1);
-            last = end;
+        for f in &findings {
+            buf.push_str(text.get(last..f.start).unwrap_or_default());
+            self.replacement(
+                &f.entity,
+                text.get(f.start..f.end).unwrap_or_default(),
+                &mut buf,
+            );
+            report.add_finding(&f.entity, f.category);
+            last = f.end;
         }
         buf.push_str(text.get(last..).unwrap_or_default());
         Some(Redacted::new(buf, report))
@@ -243,65 +322,100 @@ mod tests {
             .unwrap_or_else(|e| unreachable!("{e}"))
     }
 
-    #[test]
-    fn luhn() {
-        assert!(luhn_valid("4111111111111111"));
-        assert!(luhn_valid("4111-1111-1111-1111"));
-        assert!(luhn_valid("378282246310005"));
-        assert!(!luhn_valid("4111111111111112"));
-        assert!(!luhn_valid("1234"));
+    fn red(t: &str) -> String {
+        r().redact_text(t)
+            .map(|x| x.text().to_owned())
+            .unwrap_or_else(|| t.to_owned())
     }
 
     #[test]
     fn redacts_valid_and_keeps_invalid() {
         assert_eq!(r().redact_text("nothing here"), None);
-        let out = r().redact_text("a@b.io paid with 4111 1111 1111 1111, order 4111111111111112");
-        let out = out.unwrap_or_default();
+        let out = r()
+            .redact_text("a@b.io paid with 4111 1111 1111 1111, order 4111111111111112")
+            .unwrap_or_default();
         assert_eq!(
             out.text(),
-            "[REDACTED:email] paid with [REDACTED:credit_card], order 4111111111111112"
+            "[EMAIL REDACTED] paid with [CREDIT_CARD REDACTED], order 4111111111111112"
         );
         assert_eq!(
             out.report().counts().collect::<Vec<_>>(),
-            vec![("credit_card", 1), ("email", 1)]
+            vec![("CREDIT_CARD", 1), ("EMAIL", 1)]
         );
     }
 
     #[test]
     fn cards_inside_longer_digit_runs_are_found() {
-        let out = r().redact_text("1 4111 1111 1111 1111").unwrap_or_default();
-        assert_eq!(out.text(), "1 [REDACTED:credit_card]");
-        let out = r().redact_text("4111 1111 1111 1111 2").unwrap_or_default();
-        assert_eq!(out.text(), "[REDACTED:credit_card] 2");
-        let out = r()
-            .redact_text("12-4111-1111-1111-1111-9")
-            .unwrap_or_default();
-        assert_eq!(out.text(), "12-[REDACTED:credit_card]-9");
-        assert_eq!(r().redact_text("1234 5678 9012 3456 7"), None);
+        assert_eq!(red("1 4111 1111 1111 1111"), "1 [CREDIT_CARD REDACTED]");
+        assert_eq!(red("4111 1111 1111 1111 2"), "[CREDIT_CARD REDACTED] 2");
+        assert_eq!(
+            red("12-4111-1111-1111-1111-9"),
+            "12-[CREDIT_CARD REDACTED]-9"
+        );
+        assert_eq!(red("1234 5678 9012 3456 7"), "1234 5678 9012 3456 7");
     }
 
     #[test]
     fn review_findings_stay_fixed() {
-        let red = |t: &str| {
-            r().redact_text(t)
-                .map(|x| x.text().to_owned())
-                .unwrap_or_else(|| t.to_owned())
+        assert_eq!(red("4111.1111.1111.1111"), "[CREDIT_CARD REDACTED]");
+        assert_eq!(red("4111  1111\t1111 1111"), "[CREDIT_CARD REDACTED]");
+        assert_eq!(red("card4111111111111111"), "card[CREDIT_CARD REDACTED]");
+        assert_eq!(red("cc_4111111111111111x"), "cc_[CREDIT_CARD REDACTED]x");
+        assert_eq!(red("jöhn@example.com"), "[EMAIL REDACTED]");
+        assert_eq!(red("1234567890123@example.com"), "[EMAIL REDACTED]");
+        assert_eq!(red("94111111111111111"), "94111111111111111");
+    }
+
+    #[test]
+    fn styles() {
+        let text = "card 4111 1111 1111 1111";
+        let with = |style| {
+            PatternRedactor::with([Detector::CreditCard], [], style)
+                .unwrap_or_else(|e| unreachable!("{e}"))
         };
-        assert_eq!(red("4111.1111.1111.1111"), "[REDACTED:credit_card]");
-        assert_eq!(red("4111  1111\t1111 1111"), "[REDACTED:credit_card]");
-        assert_eq!(red("card4111111111111111"), "card[REDACTED:credit_card]");
-        assert_eq!(red("cc_4111111111111111x"), "cc_[REDACTED:credit_card]x");
-        assert_eq!(red("jöhn@example.com"), "[REDACTED:email]");
-        // A failing card candidate must not hide an e-mail that starts inside it.
-        let both = PatternRedactor::new([Detector::CreditCard, Detector::Email])
+        let out = |style| {
+            with(style)
+                .redact_text(text)
+                .map(|x| x.text().to_owned())
+                .unwrap_or_default()
+        };
+        assert_eq!(out(RedactionStyle::Partial), "card [CREDIT_CARD …1111]");
+        assert_eq!(out(RedactionStyle::Remove), "card ");
+        let h1 = out(RedactionStyle::Hash(Arc::from(&b"k1"[..])));
+        let h2 = with(RedactionStyle::Hash(Arc::from(&b"k1"[..])))
+            .redact_text("other 4111-1111-1111-1111")
+            .map(|x| x.text().to_owned())
+            .unwrap_or_default();
+        assert!(
+            h1.starts_with("card [CREDIT_CARD ") && h1.len() == "card [CREDIT_CARD 12345678]".len(),
+            "{h1}"
+        );
+        // Same card, same tag (separators differ but the value is the matched text).
+        assert_ne!(h1, out(RedactionStyle::Hash(Arc::from(&b"k2"[..]))));
+        assert!(h2.starts_with("other [CREDIT_CARD "));
+    }
+
+    #[test]
+    fn custom_detectors() {
+        let emp = CustomDetector::new(
+            "EMPLOYEE_ID",
+            r"(?-u:\b)EMP-[0-9]{6}(?-u:\b)",
+            Category::Pii,
+        );
+        let r = PatternRedactor::with([], [emp], RedactionStyle::Mask)
             .unwrap_or_else(|e| unreachable!("{e}"));
         assert_eq!(
-            both.redact_text("1234567890123@example.com")
-                .map(|x| x.text().to_owned()),
-            Some("[REDACTED:email]".to_owned())
+            r.redact_text("ask EMP-123456").map(|x| x.text().to_owned()),
+            Some("ask [EMPLOYEE_ID REDACTED]".to_owned())
         );
-        // Digits touching a card on either side: not a card.
-        assert_eq!(red("94111111111111111"), "94111111111111111");
+        assert!(
+            PatternRedactor::with(
+                [],
+                [CustomDetector::new("X", "(", Category::Pii)],
+                RedactionStyle::Mask
+            )
+            .is_err()
+        );
     }
 
     #[test]
@@ -313,8 +427,8 @@ mod tests {
         let mut v = json!({"user": {"email": "x@y.com", "n": 4111111111111111u64, "list": ["ok", "z@z.org"]}});
         let rep = r().redact_value(&mut v);
         assert_eq!(rep.total(), 3);
-        assert_eq!(v["user"]["n"], "[REDACTED:credit_card]");
-        assert_eq!(v["user"]["email"], "[REDACTED:email]");
-        assert_eq!(v["user"]["list"][1], "[REDACTED:email]");
+        assert_eq!(v["user"]["email"], "[EMAIL REDACTED]");
+        assert_eq!(v["user"]["n"], "[CREDIT_CARD REDACTED]");
+        assert_eq!(v["user"]["list"][1], "[EMAIL REDACTED]");
     }
 }

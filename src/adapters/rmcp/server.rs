@@ -115,10 +115,6 @@ fn correlation(id: &rmcp::model::RequestId) -> CorrelationId {
     }
 }
 
-fn count(r: &RedactionReport) -> u32 {
-    r.total()
-}
-
 /// An admitted request whose audit record is still owed.
 ///
 /// [`Pending::finish`] writes it once the handler has answered. If the handler's future is
@@ -170,26 +166,39 @@ impl Pending {
     async fn finish<T>(
         mut self,
         result: Result<T, McpError>,
-        redactions: u32,
+        report: RedactionReport,
     ) -> Result<T, McpError> {
         let Some(admission) = self.admission.take() else {
             return result;
         };
         let mut result = result;
-        let mut redactions = redactions;
+        let mut report = report;
         // A handler's error message and data reach the peer too: redact them like results.
         if let Err(e) = result.as_mut() {
             if let Some(red) = self.layer.redact_text(&e.message) {
-                redactions += red.report().total();
-                e.message = Cow::Owned(red.into_parts().0);
+                let (text, found) = red.into_parts();
+                report.merge(&found);
+                e.message = Cow::Owned(text);
             }
             if let Some(data) = e.data.as_mut() {
-                redactions += self.layer.redact_value(data).total();
+                report.merge(&self.layer.redact_value(data));
             }
         }
-        let completion = match &result {
-            Ok(_) => Completion::ok(redactions),
-            Err(e) => Completion::HandlerError { code: e.code.0 },
+        let completion = match (&result, self.layer.classify(&admission, &report)) {
+            (Err(e), _) => Completion::HandlerError { code: e.code.0 },
+            (Ok(_), Ok(classification)) => Completion::Ok {
+                redactions: report.total(),
+                classification,
+            },
+            // Classified above the caller's clearance: the result is withheld.
+            (Ok(_), Err(classification)) => {
+                result = Err(McpError::new(
+                    ErrorCode(crate::FORBIDDEN),
+                    "response classified above the caller's clearance",
+                    None,
+                ));
+                Completion::Withheld { classification }
+            }
         };
         match self
             .layer
@@ -318,14 +327,14 @@ impl<H: ServerHandler> SecureServer<H> {
         let cx = self.context(Some(&context.id));
         let pending = self.admit(&action, cx, &mut context.extensions).await?;
         let mut result = call(&self.inner, context).await;
-        let mut redactions = 0;
+        let mut report = RedactionReport::default();
         if let Ok(value) = result.as_mut() {
             match self.redact_json(value) {
-                Ok(report) => redactions = count(&report),
+                Ok(found) => report = found,
                 Err(e) => result = Err(e),
             }
         }
-        pending.finish(result, redactions).await
+        pending.finish(result, report).await
     }
 
     /// Checks a notification; `true` when it may be forwarded.
@@ -407,10 +416,8 @@ impl<H: ServerHandler> SecureServer<H> {
                     *value = serde_json::from_value(json).unwrap_or_else(|_| fallback());
                 }
             }
-            Err(_) => {
-                *value = fallback();
-                report.add("unreadable", 1);
-            }
+            // Not readable as JSON, so not checkable: replaced rather than sent unchecked.
+            Err(_) => *value = fallback(),
         }
         report
     }
@@ -433,12 +440,12 @@ impl<H: ServerHandler> SecureServer<H> {
         Ok(report)
     }
 
-    fn redact_tool_result(&self, r: &mut CallToolResult) -> u32 {
+    fn redact_tool_result(&self, r: &mut CallToolResult) -> RedactionReport {
         let mut report = self.redact_blocks(r.content.iter_mut());
         if let Some(v) = r.structured_content.as_mut() {
             report.merge(&self.layer.redact_value(v));
         }
-        count(&report)
+        report
     }
 
     /// Lists: check the list request, then keep only the items the caller may use, and mark
@@ -462,7 +469,7 @@ impl<H: ServerHandler> SecureServer<H> {
             let permits = |a: &Action<'_>| pending.permits(a);
             filter(list, &permits);
         }
-        pending.finish(result, 0).await
+        pending.finish(result, RedactionReport::default()).await
     }
 }
 
@@ -482,7 +489,7 @@ impl<H: ServerHandler> ServerHandler for SecureServer<H> {
             .admit(&Action::Initialize, cx, &mut context.extensions)
             .await?;
         let result = self.inner.initialize(request, context).await;
-        pending.finish(result, 0).await
+        pending.finish(result, RedactionReport::default()).await
     }
 
     fn negotiate_initialize(
@@ -554,19 +561,19 @@ impl<H: ServerHandler> ServerHandler for SecureServer<H> {
             self.admit(&action, cx, &mut context.extensions).await?
         };
         let mut result = self.inner.get_prompt(request, context).await;
-        let mut redactions = 0;
+        let mut report = RedactionReport::default();
         match result.as_mut() {
             Ok(GetPromptResponse::Complete(r)) => match self.redact_json(r) {
-                Ok(report) => redactions = count(&report),
+                Ok(found) => report = found,
                 Err(e) => result = Err(e),
             },
             Ok(GetPromptResponse::InputRequired(r)) => match self.redact_json(r) {
-                Ok(report) => redactions = count(&report),
+                Ok(found) => report = found,
                 Err(e) => result = Err(e),
             },
             Ok(_) | Err(_) => {}
         }
-        pending.finish(result, redactions).await
+        pending.finish(result, report).await
     }
 
     async fn list_prompts(
@@ -640,18 +647,16 @@ impl<H: ServerHandler> ServerHandler for SecureServer<H> {
         let action = Action::ReadResource { uri: &request.uri };
         let pending = self.admit(&action, cx, &mut context.extensions).await?;
         let mut result = self.inner.read_resource(request, context).await;
-        let mut redactions = 0;
+        let mut report = RedactionReport::default();
         match result.as_mut() {
-            Ok(ReadResourceResponse::Complete(r)) => {
-                redactions = count(&self.redact_contents(&mut r.contents))
-            }
+            Ok(ReadResourceResponse::Complete(r)) => report = self.redact_contents(&mut r.contents),
             Ok(ReadResourceResponse::InputRequired(r)) => match self.redact_json(r) {
-                Ok(report) => redactions = count(&report),
+                Ok(found) => report = found,
                 Err(e) => result = Err(e),
             },
             Ok(_) | Err(_) => {}
         }
-        pending.finish(result, redactions).await
+        pending.finish(result, report).await
     }
 
     fn accepted_subscription_filter(
@@ -697,10 +702,12 @@ impl<H: ServerHandler> ServerHandler for SecureServer<H> {
                 },
                 &hidden,
             );
-            return pending.finish(Err(refusal), 0).await;
+            return pending
+                .finish(Err(refusal), RedactionReport::default())
+                .await;
         }
         let result = self.inner.listen(context).await;
-        pending.finish(result, 0).await
+        pending.finish(result, RedactionReport::default()).await
     }
 
     async fn subscribe(
@@ -739,7 +746,7 @@ impl<H: ServerHandler> ServerHandler for SecureServer<H> {
 
     async fn call_tool(
         &self,
-        request: CallToolRequestParams,
+        mut request: CallToolRequestParams,
         mut context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
         let cx = self.context(Some(&context.id));
@@ -758,22 +765,32 @@ impl<H: ServerHandler> ServerHandler for SecureServer<H> {
             Err(d) => return Err(wire_error(&action, &d)),
         };
         context.extensions.insert(pending.identity().clone());
+        if self.layer.redacts_arguments()
+            && let Some(args) = request.arguments.as_mut()
+        {
+            // The handler never sees sensitive values the caller sent.
+            let mut value = serde_json::Value::Object(std::mem::take(args));
+            self.layer.redact_value(&mut value);
+            if let serde_json::Value::Object(redacted) = value {
+                *args = redacted;
+            }
+        }
         let mut result = self.inner.call_tool(request, context).await;
-        let mut redactions = 0;
+        let mut report = RedactionReport::default();
         match result.as_mut() {
-            Ok(CallToolResponse::Complete(r)) => redactions = self.redact_tool_result(r),
+            Ok(CallToolResponse::Complete(r)) => report = self.redact_tool_result(r),
             // Input requests and task handles carry text too.
             Ok(CallToolResponse::InputRequired(r)) => match self.redact_json(r) {
-                Ok(report) => redactions = count(&report),
+                Ok(found) => report = found,
                 Err(e) => result = Err(e),
             },
             Ok(CallToolResponse::Task(r)) => match self.redact_json(r) {
-                Ok(report) => redactions = count(&report),
+                Ok(found) => report = found,
                 Err(e) => result = Err(e),
             },
             Ok(_) | Err(_) => {}
         }
-        pending.finish(result, redactions).await
+        pending.finish(result, report).await
     }
 
     async fn list_tools(

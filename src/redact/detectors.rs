@@ -1,0 +1,548 @@
+//! The built-in detectors: what each looks for, how a candidate is confirmed, and which part of
+//! a match is the sensitive value.
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+/// A kind of sensitive value the built-in redactor finds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum Detector {
+    /// Payment card numbers (Visa, Mastercard incl. 2221-2720, Amex, Discover, JCB, Diners) of
+    /// the brand's length, Luhn-valid, plain or grouped by spaces, dots or dashes.
+    CreditCard,
+    /// US social security numbers written `AAA-GG-SSSS` (or with spaces); area 000, 666 and
+    /// 900-999, group 00 and serial 0000 are not numbers ever issued and are left alone.
+    UsSsn,
+    /// E-mail addresses.
+    Email,
+    /// Phone numbers: US formats with separators, and international `+` numbers (E.164).
+    Phone,
+    /// IBANs, with the country's length and a valid mod-97 check.
+    Iban,
+    /// IPv4 and IPv6 addresses.
+    IpAddress,
+    /// US passport numbers, only next to the word "passport".
+    UsPassport,
+    /// AWS access key ids (`AKIA...`, `ASIA...`).
+    AwsAccessKey,
+    /// AWS secret access keys, only after an `aws ... secret` label.
+    AwsSecretKey,
+    /// GitHub tokens (`ghp_`, `gho_`, `ghu_`, `ghs_`, `ghr_`, `github_pat_`).
+    GithubToken,
+    /// Slack tokens (`xoxb-`, `xoxp-`, ...).
+    SlackToken,
+    /// Slack incoming-webhook URLs.
+    SlackWebhook,
+    /// Stripe secret and restricted keys (`sk_live_`, `rk_test_`, ...).
+    StripeKey,
+    /// Google API keys (`AIza...`).
+    GcpApiKey,
+    /// JSON Web Tokens whose header decodes to a JSON object naming an `alg`.
+    Jwt,
+    /// PEM private key blocks.
+    PrivateKey,
+    /// Values assigned to `api_key`, `secret`, `token`, `password`-style names, when they look
+    /// random (length and character entropy).
+    GenericApiKey,
+}
+
+/// What a finding's category is, for classification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum Category {
+    /// Personal data.
+    Pii,
+    /// Health data.
+    Phi,
+    /// Payment card data.
+    Pci,
+    /// Credentials and keys.
+    Secret,
+}
+
+impl Category {
+    /// The policy and audit spelling: `PII`, `PHI`, `PCI`, `SECRET`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Category::Pii => "PII",
+            Category::Phi => "PHI",
+            Category::Pci => "PCI",
+            Category::Secret => "SECRET",
+        }
+    }
+
+    /// The category with this spelling.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "PII" => Category::Pii,
+            "PHI" => Category::Phi,
+            "PCI" => Category::Pci,
+            "SECRET" => Category::Secret,
+            _ => return None,
+        })
+    }
+}
+
+impl Detector {
+    /// Every built-in detector, in the order the engine tries them.
+    pub const ALL: [Detector; 17] = [
+        Detector::PrivateKey,
+        Detector::Jwt,
+        Detector::SlackWebhook,
+        Detector::GithubToken,
+        Detector::SlackToken,
+        Detector::StripeKey,
+        Detector::GcpApiKey,
+        Detector::AwsAccessKey,
+        Detector::AwsSecretKey,
+        Detector::GenericApiKey,
+        Detector::UsPassport,
+        Detector::Email,
+        Detector::Iban,
+        Detector::CreditCard,
+        Detector::UsSsn,
+        Detector::Phone,
+        Detector::IpAddress,
+    ];
+
+    /// The entity type name used in output, reports and audit records (`CREDIT_CARD`).
+    pub fn entity(self) -> &'static str {
+        match self {
+            Detector::CreditCard => "CREDIT_CARD",
+            Detector::UsSsn => "US_SSN",
+            Detector::Email => "EMAIL",
+            Detector::Phone => "PHONE",
+            Detector::Iban => "IBAN",
+            Detector::IpAddress => "IP_ADDRESS",
+            Detector::UsPassport => "US_PASSPORT",
+            Detector::AwsAccessKey => "AWS_ACCESS_KEY",
+            Detector::AwsSecretKey => "AWS_SECRET_KEY",
+            Detector::GithubToken => "GITHUB_TOKEN",
+            Detector::SlackToken => "SLACK_TOKEN",
+            Detector::SlackWebhook => "SLACK_WEBHOOK",
+            Detector::StripeKey => "STRIPE_KEY",
+            Detector::GcpApiKey => "GCP_API_KEY",
+            Detector::Jwt => "JWT",
+            Detector::PrivateKey => "PRIVATE_KEY",
+            Detector::GenericApiKey => "GENERIC_API_KEY",
+        }
+    }
+
+    /// The policy file's name for the detector: the entity name in lower case (`credit_card`).
+    pub fn name(self) -> String {
+        self.entity().to_ascii_lowercase()
+    }
+
+    /// The detector with this policy name or entity name (`credit_card` or `CREDIT_CARD`).
+    pub fn from_name(name: &str) -> Option<Self> {
+        Detector::ALL
+            .into_iter()
+            .find(|d| d.entity().eq_ignore_ascii_case(name))
+    }
+
+    /// The category of what it finds.
+    pub fn category(self) -> Category {
+        match self {
+            Detector::CreditCard => Category::Pci,
+            Detector::UsSsn
+            | Detector::Email
+            | Detector::Phone
+            | Detector::Iban
+            | Detector::IpAddress
+            | Detector::UsPassport => Category::Pii,
+            _ => Category::Secret,
+        }
+    }
+
+    /// The candidate pattern. ASCII-only word boundaries (`(?-u:\b)`): a Unicode `\b` makes the
+    /// lazy DFA give up and costs about 100x.
+    pub(crate) fn pattern(self) -> &'static str {
+        match self {
+            Detector::CreditCard => r"[0-9](?:[ \t.\-]{0,2}[0-9]){12,18}",
+            Detector::UsSsn => r"(?-u:\b)[0-9]{3}([- ])[0-9]{2}[- ][0-9]{4}(?-u:\b)",
+            Detector::Email => {
+                r"[\p{L}\p{N}._%+\-]+@[\p{L}\p{N}\-]+(?:\.[\p{L}\p{N}\-]+)*\.\p{L}{2,}"
+            }
+            Detector::Phone => {
+                r"(?:\+[1-9][0-9]{0,3}(?:[ .\-]?\(?[0-9]{1,4}\)?){2,5}|\(?[2-9][0-9]{2}\)?[ .\-][2-9][0-9]{2}[ .\-][0-9]{4})"
+            }
+            Detector::Iban => {
+                r"(?-u:\b)[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?(?-u:\b)"
+            }
+            Detector::IpAddress => {
+                r"(?:[0-9]{1,3}\.){3}[0-9]{1,3}|(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}"
+            }
+            Detector::UsPassport => {
+                r"(?i:passport)[^A-Za-z0-9\n]{0,12}(?:(?i:no|number|num|nr)\.?[^A-Za-z0-9\n]{0,4})?[A-Z0-9][0-9]{8}(?-u:\b)"
+            }
+            Detector::AwsAccessKey => {
+                r"(?-u:\b)(?:AKIA|ASIA|AGPA|AIDA|AROA|AIPA|ANPA|ANVA)[A-Z0-9]{16}(?-u:\b)"
+            }
+            Detector::AwsSecretKey => {
+                r"(?i:aws)[A-Za-z0-9_\-. ]{0,24}(?i:secret)[A-Za-z0-9_\-. ]{0,24}[\x22' ]*[:=][\x22' ]*[A-Za-z0-9/+]{40}"
+            }
+            Detector::GithubToken => {
+                r"(?-u:\b)(?:gh[pousr]_[A-Za-z0-9]{36,251}|github_pat_[A-Za-z0-9_]{82})(?-u:\b)"
+            }
+            Detector::SlackToken => r"(?-u:\b)xox[abposr]-[0-9A-Za-z\-]{10,250}",
+            Detector::SlackWebhook => {
+                r"https://hooks\.slack\.com/services/T[A-Z0-9]{6,12}/B[A-Z0-9]{6,12}/[A-Za-z0-9]{20,32}"
+            }
+            Detector::StripeKey => r"(?-u:\b)(?:sk|rk)_(?:live|test)_[0-9A-Za-z]{10,99}(?-u:\b)",
+            Detector::GcpApiKey => r"(?-u:\b)AIza[0-9A-Za-z_\-]{35}",
+            Detector::Jwt => {
+                r"(?-u:\b)eyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{2,}\.[A-Za-z0-9_\-]{8,}"
+            }
+            Detector::PrivateKey => {
+                r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----[\s\S]{16,16384}?-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----"
+            }
+            Detector::GenericApiKey => {
+                r#"(?i:api[_\-]?key|apikey|secret|token|password|passwd|pwd|access[_\-]?key|client[_\-]?secret|auth)[A-Za-z0-9_\-]{0,16}["']?[ \t]*[:=][ \t]*["']?[A-Za-z0-9_\-./+=]{16,200}"#
+            }
+        }
+    }
+
+    /// The sensitive value within a match of the pattern, as a byte range of `text`, or `None`
+    /// when the candidate is not a finding. `m` is the match's range.
+    pub(crate) fn confirm(self, text: &str, m: std::ops::Range<usize>) -> Option<(usize, usize)> {
+        let candidate = text.get(m.clone())?;
+        let before = |i: usize| text.get(..i).and_then(|s| s.chars().next_back());
+        let after = |i: usize| text.get(i..).and_then(|s| s.chars().next());
+        let alnum = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
+        let digit = |c: Option<char>| c.is_some_and(|c| c.is_ascii_digit());
+        match self {
+            Detector::CreditCard => {
+                if digit(before(m.start)) {
+                    return None;
+                }
+                // The pattern is greedy, so a card can sit inside a longer run of groups: try
+                // every prefix that ends at a group boundary, longest first.
+                let separators = candidate
+                    .char_indices()
+                    .rev()
+                    .filter(|&(_, c)| matches!(c, ' ' | '\t' | '.' | '-'))
+                    .map(|(i, _)| i);
+                std::iter::once(candidate.len())
+                    .chain(separators)
+                    .find(|&end| {
+                        !digit(after(m.start + end)) && candidate.get(..end).is_some_and(card_valid)
+                    })
+                    .map(|end| (m.start, m.start + end))
+            }
+            Detector::UsSsn => {
+                let d: Vec<u32> = candidate
+                    .bytes()
+                    .filter(u8::is_ascii_digit)
+                    .map(|b| u32::from(b - b'0'))
+                    .collect();
+                let seps: Vec<char> = candidate.chars().filter(|c| !c.is_ascii_digit()).collect();
+                let area = d.get(..3)?.iter().fold(0, |a, x| a * 10 + x);
+                let group = d.get(3..5)?.iter().fold(0, |a, x| a * 10 + x);
+                let serial = d.get(5..9)?.iter().fold(0, |a, x| a * 10 + x);
+                let consistent = seps.first() == seps.get(1);
+                let issued = area != 0 && area != 666 && area < 900 && group != 0 && serial != 0;
+                (consistent && issued).then_some((m.start, m.end))
+            }
+            Detector::Email => Some((m.start, m.end)),
+            Detector::Phone => {
+                if alnum(before(m.start)) || digit(after(m.end)) || before(m.start) == Some('+') {
+                    return None;
+                }
+                let digits = candidate.bytes().filter(u8::is_ascii_digit).count();
+                let ok = if candidate.starts_with('+') {
+                    (8..=15).contains(&digits)
+                } else {
+                    digits == 10
+                };
+                // Balanced parentheses only.
+                let balanced = candidate.matches('(').count() == candidate.matches(')').count();
+                (ok && balanced).then_some((m.start, m.end))
+            }
+            Detector::Iban => iban_valid(candidate).then_some((m.start, m.end)),
+            Detector::IpAddress => {
+                let b = before(m.start);
+                let a = after(m.end);
+                // Part of a longer dotted or hex-and-colon token (versions, hashes, times): no.
+                if b.is_some_and(|c| c.is_ascii_alphanumeric() || c == '.' || c == ':')
+                    || a.is_some_and(|c| c.is_ascii_alphanumeric() || c == '.' || c == ':')
+                {
+                    return None;
+                }
+                let ok = if candidate.contains(':') {
+                    candidate.matches(':').count() >= 2
+                        && candidate.parse::<Ipv6Addr>().is_ok()
+                        && candidate.chars().any(|c| c.is_ascii_hexdigit())
+                } else {
+                    candidate.parse::<Ipv4Addr>().is_ok()
+                };
+                ok.then_some((m.start, m.end))
+            }
+            // Context-gated: the value is the trailing token, not the label before it.
+            Detector::UsPassport => Some((m.end - 9, m.end)),
+            Detector::AwsSecretKey => {
+                let c = after(m.end);
+                if c.is_some_and(|c| c.is_ascii_alphanumeric() || c == '/' || c == '+') {
+                    return None;
+                }
+                Some((m.end - 40, m.end))
+            }
+            Detector::GcpApiKey => {
+                let c = after(m.end);
+                (!c.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+                    .then_some((m.start, m.end))
+            }
+            Detector::Jwt => jwt_header_ok(candidate).then_some((m.start, m.end)),
+            Detector::GenericApiKey => {
+                let value_len = candidate
+                    .chars()
+                    .rev()
+                    .take_while(|c| c.is_ascii_alphanumeric() || "_-./+=".contains(*c))
+                    .count();
+                let start = m.end - value_len;
+                let value = text.get(start..m.end)?;
+                looks_random(value).then_some((start, m.end))
+            }
+            Detector::AwsAccessKey
+            | Detector::GithubToken
+            | Detector::SlackToken
+            | Detector::SlackWebhook
+            | Detector::StripeKey
+            | Detector::PrivateKey => Some((m.start, m.end)),
+        }
+    }
+}
+
+/// Luhn over the digits of `s`, ignoring separators.
+pub(crate) fn luhn_valid(s: &str) -> bool {
+    let mut sum = 0u32;
+    let mut count = 0usize;
+    for (i, d) in s
+        .bytes()
+        .rev()
+        .filter(u8::is_ascii_digit)
+        .map(|b| u32::from(b - b'0'))
+        .enumerate()
+    {
+        count += 1;
+        sum += if i % 2 == 1 {
+            let x = d * 2;
+            if x > 9 { x - 9 } else { x }
+        } else {
+            d
+        };
+    }
+    count > 0 && sum.is_multiple_of(10)
+}
+
+/// A card number: a known brand's prefix and length, and Luhn.
+fn card_valid(s: &str) -> bool {
+    let digits: String = s.chars().filter(char::is_ascii_digit).collect();
+    let n = digits.len();
+    let p = |k: usize| {
+        digits
+            .get(..k)
+            .and_then(|x| x.parse::<u32>().ok())
+            .unwrap_or(0)
+    };
+    let brand = match digits.as_bytes().first() {
+        Some(b'4') => matches!(n, 13 | 16 | 19),
+        Some(b'5') => (51..=55).contains(&p(2)) && n == 16,
+        Some(b'2') => (2221..=2720).contains(&p(4)) && n == 16,
+        Some(b'3') => {
+            ((p(2) == 34 || p(2) == 37) && n == 15)
+                || ((3528..=3589).contains(&p(4)) && (16..=19).contains(&n))
+                || (((300..=305).contains(&p(3)) || p(2) == 36 || p(2) == 38 || p(2) == 39)
+                    && (14..=19).contains(&n))
+        }
+        Some(b'6') => {
+            (p(4) == 6011 || (644..=649).contains(&p(3)) || p(2) == 65) && (16..=19).contains(&n)
+        }
+        _ => false,
+    };
+    brand && luhn_valid(&digits)
+}
+
+/// IBAN lengths by country (ISO 13616 registry).
+const IBAN_LENGTHS: &[(&str, usize)] = &[
+    ("AD", 24),
+    ("AE", 23),
+    ("AL", 28),
+    ("AT", 20),
+    ("AZ", 28),
+    ("BA", 20),
+    ("BE", 16),
+    ("BG", 22),
+    ("BH", 22),
+    ("BR", 29),
+    ("BY", 28),
+    ("CH", 21),
+    ("CR", 22),
+    ("CY", 28),
+    ("CZ", 24),
+    ("DE", 22),
+    ("DK", 18),
+    ("DO", 28),
+    ("EE", 20),
+    ("EG", 29),
+    ("ES", 24),
+    ("FI", 18),
+    ("FO", 18),
+    ("FR", 27),
+    ("GB", 22),
+    ("GE", 22),
+    ("GI", 23),
+    ("GL", 18),
+    ("GR", 27),
+    ("GT", 28),
+    ("HR", 21),
+    ("HU", 28),
+    ("IE", 22),
+    ("IL", 23),
+    ("IQ", 23),
+    ("IS", 26),
+    ("IT", 27),
+    ("JO", 30),
+    ("KW", 30),
+    ("KZ", 20),
+    ("LB", 28),
+    ("LC", 32),
+    ("LI", 21),
+    ("LT", 20),
+    ("LU", 20),
+    ("LV", 21),
+    ("MC", 27),
+    ("MD", 24),
+    ("ME", 22),
+    ("MK", 19),
+    ("MR", 27),
+    ("MT", 31),
+    ("MU", 30),
+    ("NL", 18),
+    ("NO", 15),
+    ("PK", 24),
+    ("PL", 28),
+    ("PS", 29),
+    ("PT", 25),
+    ("QA", 29),
+    ("RO", 24),
+    ("RS", 22),
+    ("SA", 24),
+    ("SC", 31),
+    ("SE", 24),
+    ("SI", 19),
+    ("SK", 24),
+    ("SM", 27),
+    ("ST", 25),
+    ("SV", 28),
+    ("TL", 23),
+    ("TN", 24),
+    ("TR", 26),
+    ("UA", 29),
+    ("VA", 22),
+    ("VG", 24),
+    ("XK", 20),
+];
+
+fn iban_valid(s: &str) -> bool {
+    let compact: String = s.chars().filter(|c| !c.is_whitespace()).collect();
+    let Some(country) = compact.get(..2) else {
+        return false;
+    };
+    let Some(&(_, len)) = IBAN_LENGTHS.iter().find(|(c, _)| *c == country) else {
+        return false;
+    };
+    if compact.len() != len {
+        return false;
+    }
+    // Move the first four characters to the end, letters to numbers, mod 97 must be 1.
+    let rearranged = compact
+        .get(4..)
+        .unwrap_or_default()
+        .chars()
+        .chain(compact.get(..4).unwrap_or_default().chars());
+    let mut rem: u32 = 0;
+    for c in rearranged {
+        let v = match c {
+            '0'..='9' => c as u32 - '0' as u32,
+            'A'..='Z' => c as u32 - 'A' as u32 + 10,
+            _ => return false,
+        };
+        rem = if v >= 10 {
+            (rem * 100 + v) % 97
+        } else {
+            (rem * 10 + v) % 97
+        };
+    }
+    rem == 1
+}
+
+/// A JWT's header is base64url JSON naming an algorithm.
+fn jwt_header_ok(token: &str) -> bool {
+    use base64::Engine as _;
+    let Some(header) = token.split('.').next() else {
+        return false;
+    };
+    let Ok(bytes) =
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(header.trim_end_matches('='))
+    else {
+        return false;
+    };
+    serde_json::from_slice::<serde_json::Value>(&bytes)
+        .is_ok_and(|v| v.get("alg").is_some_and(serde_json::Value::is_string))
+}
+
+/// A value that looks generated: long enough, more than one kind of character, and spread out
+/// (Shannon entropy of at least 3 bits per character). Words, paths and placeholders are not.
+fn looks_random(v: &str) -> bool {
+    if v.len() < 16 {
+        return false;
+    }
+    let classes = [
+        v.bytes().any(|b| b.is_ascii_lowercase()),
+        v.bytes().any(|b| b.is_ascii_uppercase()),
+        v.bytes().any(|b| b.is_ascii_digit()),
+    ];
+    if classes.iter().filter(|x| **x).count() < 2 {
+        return false;
+    }
+    let mut counts = [0u32; 256];
+    for b in v.bytes() {
+        counts[usize::from(b)] += 1;
+    }
+    let n = v.len() as f64;
+    let entropy: f64 = counts
+        .iter()
+        .filter(|&&c| c > 0)
+        .map(|&c| {
+            let p = f64::from(c) / n;
+            -p * p.log2()
+        })
+        .sum();
+    entropy >= 3.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validators() {
+        assert!(card_valid("4111 1111 1111 1111"));
+        assert!(card_valid("2223003122003222"));
+        assert!(card_valid("378282246310005"));
+        assert!(card_valid("6011111111111117"));
+        assert!(card_valid("3530111333300000"));
+        assert!(card_valid("30569309025904"));
+        assert!(!card_valid("4111111111111112"));
+        assert!(!card_valid("1234567812345670")); // Luhn-valid, no brand
+        assert!(iban_valid("GB82WEST12345698765432"));
+        assert!(iban_valid("DE89 3704 0044 0532 0130 00"));
+        assert!(!iban_valid("GB82WEST12345698765433"));
+        assert!(jwt_header_ok(
+            "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIx.sig"
+        ));
+        assert!(looks_random("wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"));
+        assert!(!looks_random("aaaaaaaaaaaaaaaaaaaa"));
+        assert!(!looks_random("/usr/local/bin/thing"));
+    }
+}
