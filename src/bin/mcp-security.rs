@@ -38,6 +38,21 @@ enum Command {
     Check(CheckArgs),
     /// Print the SHA-256 of an API key read from standard input, for `key_sha256`.
     HashKey,
+    /// Redact standard input to standard output.
+    Redact(RedactArgs),
+}
+
+/// The `redact` subcommand's arguments.
+#[derive(Debug, clap::Args)]
+struct RedactArgs {
+    /// Print `{"text": ..., "findings": [{"type", "start", "end"}]}` with byte offsets into the
+    /// input, instead of the redacted text alone.
+    #[arg(long)]
+    json: bool,
+    /// Use the policy's `[redaction]` detectors and style (default: every built-in detector,
+    /// masked).
+    #[arg(long)]
+    policy: Option<PathBuf>,
 }
 
 /// A usage, input or policy problem: exit status 2, message on stderr.
@@ -188,6 +203,40 @@ fn verdict_json(v: Result<Option<mcp_security::RuleId>, mcp_security::Denial>) -
     }
 }
 
+fn redact(args: RedactArgs) -> Result<String, Usage> {
+    use mcp_security::redact::{Detector, PatternRedactor, RedactionStyle, Redactor};
+    let mut input = String::new();
+    std::io::stdin()
+        .read_to_string(&mut input)
+        .map_err(|e| Usage(format!("cannot read stdin as UTF-8 text: {e}")))?;
+    let redactor = match &args.policy {
+        Some(p) => Policy::load(p)
+            .map_err(|e| Usage(format!("policy: {e}")))?
+            .redactor()
+            .cloned(),
+        None => Some(
+            PatternRedactor::with(Detector::ALL, [], RedactionStyle::Mask)
+                .map_err(|e| Usage(e.to_string()))?,
+        ),
+    };
+    let Some(redactor) = redactor else {
+        return Err(Usage("policy: [redaction] enables no detector".into()));
+    };
+    let text = redactor
+        .redact_text(&input)
+        .map(|r| r.into_parts().0)
+        .unwrap_or_else(|| input.clone());
+    if !args.json {
+        return Ok(text);
+    }
+    let findings: Vec<Value> = redactor
+        .scan(&input)
+        .iter()
+        .map(|f| json!({"type": &*f.entity, "start": f.start, "end": f.end}))
+        .collect();
+    Ok(json!({"text": text, "findings": findings}).to_string())
+}
+
 fn hash_key() -> Result<String, Usage> {
     let mut key = String::new();
     std::io::stdin()
@@ -209,6 +258,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Check(args) => check(args).map(|(v, ok)| (v.to_string(), ok)),
         Command::HashKey => hash_key().map(|h| (h, true)),
+        Command::Redact(args) => redact(args).map(|t| (t, true)),
     };
     match result {
         Ok((text, ok)) => {

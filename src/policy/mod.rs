@@ -448,6 +448,11 @@ impl Policy {
         Ok(self.builder()?.build()?)
     }
 
+    /// The redactor the `[redaction]` table describes, if it enables any detector.
+    pub fn redactor(&self) -> Option<&PatternRedactor> {
+        self.redactor.as_ref()
+    }
+
     /// The audit file, resolved.
     pub fn audit_path(&self) -> Option<&Path> {
         self.audit_path.as_deref()

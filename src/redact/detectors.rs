@@ -194,7 +194,7 @@ impl Detector {
                 r"(?-u:\b)eyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{2,}\.[A-Za-z0-9_\-]{8,}"
             }
             Detector::PrivateKey => {
-                r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----[\s\S]{16,16384}?-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----"
+                r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----[\s\S]*?-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----"
             }
             Detector::GenericApiKey => {
                 r#"(?i:api[_\-]?key|apikey|secret|token|password|passwd|pwd|access[_\-]?key|client[_\-]?secret|auth)[A-Za-z0-9_\-]{0,16}["']?[ \t]*[:=][ \t]*["']?[A-Za-z0-9_\-./+=]{16,200}"#
@@ -245,26 +245,67 @@ impl Detector {
             }
             Detector::Email => Some((m.start, m.end)),
             Detector::Phone => {
-                if alnum(before(m.start)) || digit(after(m.end)) || before(m.start) == Some('+') {
+                if alnum(before(m.start)) || before(m.start) == Some('+') {
                     return None;
                 }
-                let digits = candidate.bytes().filter(u8::is_ascii_digit).count();
-                let ok = if candidate.starts_with('+') {
-                    (8..=15).contains(&digits)
-                } else {
-                    digits == 10
+                // Greedy groups can run into the next number: try every prefix that ends at a
+                // group boundary, longest first.
+                let valid = |p: &str| {
+                    let digits = p.bytes().filter(u8::is_ascii_digit).count();
+                    let ok = if p.starts_with('+') {
+                        (8..=15).contains(&digits)
+                    } else {
+                        digits == 10
+                    };
+                    ok && p.matches('(').count() == p.matches(')').count()
+                        && p.ends_with(|c: char| c.is_ascii_digit())
                 };
-                // Balanced parentheses only.
-                let balanced = candidate.matches('(').count() == candidate.matches(')').count();
-                (ok && balanced).then_some((m.start, m.end))
+                let separators = candidate
+                    .char_indices()
+                    .rev()
+                    .filter(|&(_, c)| matches!(c, ' ' | '.' | '-'))
+                    .map(|(i, _)| i);
+                std::iter::once(candidate.len())
+                    .chain(separators)
+                    .find(|&end| {
+                        !digit(after(m.start + end)) && candidate.get(..end).is_some_and(valid)
+                    })
+                    .map(|end| (m.start, m.start + end))
             }
             Detector::Iban => iban_valid(candidate).then_some((m.start, m.end)),
             Detector::IpAddress => {
                 let b = before(m.start);
                 let a = after(m.end);
                 // Part of a longer dotted or hex-and-colon token (versions, hashes, times): no.
-                if b.is_some_and(|c| c.is_ascii_alphanumeric() || c == '.' || c == ':')
-                    || a.is_some_and(|c| c.is_ascii_alphanumeric() || c == '.' || c == ':')
+                // A dot that ends a sentence is fine.
+                let next_after_dot = text.get(m.end + 1..).and_then(|s| s.chars().next());
+                let dotted_on =
+                    a == Some('.') && next_after_dot.is_some_and(|c| c.is_ascii_alphanumeric());
+                let dotted_before = b == Some('.')
+                    && m.start > 0
+                    && before(m.start - 1).is_some_and(|c| c.is_ascii_alphanumeric());
+                if b.is_some_and(|c| c.is_ascii_alphanumeric() || c == ':')
+                    || a.is_some_and(|c| c.is_ascii_alphanumeric() || c == ':')
+                    || dotted_on
+                    || dotted_before
+                {
+                    return None;
+                }
+                // "section 3.2.1.4", "version 1.2.3.4": numbering, not an address.
+                let preceding = text.get(..m.start).unwrap_or_default().trim_end();
+                let word: String = preceding
+                    .chars()
+                    .rev()
+                    .take_while(char::is_ascii_alphabetic)
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .rev()
+                    .collect();
+                if [
+                    "section", "version", "release", "chapter", "rfc", "step", "figure", "table",
+                ]
+                .iter()
+                .any(|w| word.eq_ignore_ascii_case(w))
                 {
                     return None;
                 }
@@ -293,12 +334,12 @@ impl Detector {
             }
             Detector::Jwt => jwt_header_ok(candidate).then_some((m.start, m.end)),
             Detector::GenericApiKey => {
-                let value_len = candidate
-                    .chars()
-                    .rev()
-                    .take_while(|c| c.is_ascii_alphanumeric() || "_-./+=".contains(*c))
-                    .count();
-                let start = m.end - value_len;
+                // The label's own characters cannot contain ':' or '=', so the first of them
+                // is the assignment; the value follows it, after spaces and a quote.
+                let op = candidate.find([':', '='])?;
+                let rest = candidate.get(op + 1..)?;
+                let skip = rest.len() - rest.trim_start_matches([' ', '\t', '"', '\'']).len();
+                let start = m.start + op + 1 + skip;
                 let value = text.get(start..m.end)?;
                 looks_random(value).then_some((start, m.end))
             }
@@ -544,5 +585,16 @@ mod tests {
         assert!(looks_random("wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"));
         assert!(!looks_random("aaaaaaaaaaaaaaaaaaaa"));
         assert!(!looks_random("/usr/local/bin/thing"));
+    }
+}
+#[cfg(test)]
+mod compile_each {
+    #[test]
+    fn each_pattern_compiles() {
+        for d in super::Detector::ALL {
+            if let Err(e) = regex_automata::meta::Regex::new(d.pattern()) {
+                panic!("{d:?}: {e}");
+            }
+        }
     }
 }

@@ -4,8 +4,8 @@ use std::fmt;
 use std::sync::Arc;
 
 use hmac::{Hmac, Mac};
-use regex_automata::Input;
 use regex_automata::meta::Regex;
+use regex_automata::{Anchored, Input, PatternID};
 use sha2::Sha256;
 
 use super::detectors::{Category, Detector};
@@ -226,11 +226,31 @@ impl PatternRedactor {
             let Some(m) = any.search(&Input::new(text).range(at..)) else {
                 break;
             };
-            let Some(spec) = self.specs.get(m.pattern().as_usize()) else {
+            let Some(first) = self.specs.get(m.pattern().as_usize()) else {
                 break;
             };
-            match Self::confirm(spec, text, m.range()) {
-                Some((start, end)) => {
+            let mut hit = Self::confirm(first, text, m.range()).map(|span| (first, span));
+            if hit.is_none() {
+                // Leftmost-first reported the highest-priority pattern matching here; a later
+                // one may match at the same start and be confirmed ("192.168.1.10 4111 ..."
+                // is a failed card candidate and an address).
+                for next in m.pattern().as_usize() + 1..self.specs.len() {
+                    let Some(spec) = self.specs.get(next) else {
+                        break;
+                    };
+                    let anchored = Input::new(text)
+                        .range(m.start()..)
+                        .anchored(Anchored::Pattern(PatternID::new_unchecked(next)));
+                    if let Some(m2) = any.search(&anchored)
+                        && let Some(span) = Self::confirm(spec, text, m2.range())
+                    {
+                        hit = Some((spec, span));
+                        break;
+                    }
+                }
+            }
+            match hit {
+                Some((spec, (start, end))) => {
                     let start = start.max(last_end);
                     if end > start {
                         out.push(Finding {
