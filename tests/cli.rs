@@ -303,3 +303,38 @@ fn hash_key_prints_the_sha256() {
     let out = run(&["hash-key"], Some(""));
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn redact_text_and_json_offsets() {
+    let input = "mail jane@example.com\ncard 4111 1111 1111 1111 ok\n";
+    let out = run(&["redact"], Some(input));
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        "mail [EMAIL REDACTED]\ncard [CREDIT_CARD REDACTED] ok\n"
+    );
+    let out = run(&["redact", "--json"], Some(input));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let findings = v["findings"].as_array().unwrap();
+    assert_eq!(findings.len(), 2);
+    for f in findings {
+        let (s, e) = (
+            f["start"].as_u64().unwrap() as usize,
+            f["end"].as_u64().unwrap() as usize,
+        );
+        let value = &input[s..e];
+        assert!(
+            value == "jane@example.com" || value == "4111 1111 1111 1111",
+            "{value}"
+        );
+    }
+    assert_eq!(findings[0]["type"], "EMAIL");
+    assert_eq!(findings[1]["type"], "CREDIT_CARD");
+    // A policy with no detector is a usage error.
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(
+        &["redact", "--policy", policy(dir.path()).to_str().unwrap()],
+        Some(input),
+    );
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -263,7 +263,9 @@ fn main() -> ExitCode {
     match result {
         Ok((text, ok)) => {
             let mut stdout = std::io::stdout().lock();
-            if writeln!(stdout, "{text}").is_err() {
+            // Redacted text keeps its own final newline; everything else gets one.
+            let newline = if text.ends_with('\n') { "" } else { "\n" };
+            if write!(stdout, "{text}{newline}").is_err() {
                 return ExitCode::from(2);
             }
             if ok {

@@ -158,7 +158,8 @@ impl Detector {
     /// lazy DFA give up and costs about 100x.
     pub(crate) fn pattern(self) -> &'static str {
         match self {
-            Detector::CreditCard => r"[0-9](?:[ \t.\-]{0,2}[0-9]){12,18}",
+            // Every card brand starts with 2 to 6.
+            Detector::CreditCard => r"[2-6](?:[ \t.\-]{0,2}[0-9]){12,18}",
             Detector::UsSsn => r"(?-u:\b)[0-9]{3}([- ])[0-9]{2}[- ][0-9]{4}(?-u:\b)",
             Detector::Email => {
                 r"[\p{L}\p{N}._%+\-]+@[\p{L}\p{N}\-]+(?:\.[\p{L}\p{N}\-]+)*\.\p{L}{2,}"
@@ -170,7 +171,9 @@ impl Detector {
                 r"(?-u:\b)[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?(?-u:\b)"
             }
             Detector::IpAddress => {
-                r"(?:[0-9]{1,3}\.){3}[0-9]{1,3}|(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}"
+                // IPv4; IPv6 in full form, or compressed with "::" (so times such as 12:30:45
+                // are never candidates).
+                r"(?:[0-9]{1,3}\.){3}[0-9]{1,3}|(?:[0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]{1,4}|(?:[0-9A-Fa-f]{1,4}:){1,6}:(?:[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{1,4}){0,5})?|::(?:[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{1,4}){0,6})?"
             }
             Detector::UsPassport => {
                 r"(?i:passport)[^A-Za-z0-9\n]{0,12}(?:(?i:no|number|num|nr)\.?[^A-Za-z0-9\n]{0,4})?[A-Z0-9][0-9]{8}(?-u:\b)"
