@@ -15,14 +15,13 @@ mod demo;
 use std::sync::{Arc, Mutex};
 
 use demo::{DemoKeys, sha256_hex};
-use mcp_security::adapters::rmcp::SecureServer;
+use mcp_security::SecurityLayer;
 use mcp_security::policy::Policy;
-use mcp_security::{Credentials, SecurityLayer};
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ErrorCode,
 };
 use rmcp::service::RequestContext;
-use rmcp::{ErrorData as McpError, RoleServer, ServerHandler, ServiceExt};
+use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
 use serde_json::{Value, json};
 
 fn policy(keys: &DemoKeys, audit: &std::path::Path, arguments: bool) -> String {
@@ -172,15 +171,9 @@ async fn arguments_seen(redact_arguments: bool) -> Value {
     .build()
     .unwrap();
     let recorder = Recorder::default();
-    let (server_io, client_io) = tokio::io::duplex(64 * 1024);
-    let server = SecureServer::new(recorder.clone(), layer)
-        .with_credentials(Credentials::api_key(keys.analytics.clone()));
-    tokio::spawn(async move {
-        if let Ok(running) = server.serve(server_io).await {
-            let _ = running.waiting().await;
-        }
-    });
-    let client = ().serve(client_io).await.unwrap();
+    let client = demo::connect_to(recorder.clone(), &layer, &keys.analytics)
+        .await
+        .unwrap();
     client
         .call_tool(call(
             "store",

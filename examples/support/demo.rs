@@ -282,8 +282,17 @@ pub async fn connect(
     layer: &SecurityLayer,
     key: &str,
 ) -> Result<RunningService<RoleClient, ()>, String> {
+    connect_to(DemoServer, layer, key).await
+}
+
+/// [`connect`] with any handler in place of the demo server.
+pub async fn connect_to<H: ServerHandler>(
+    handler: H,
+    layer: &SecurityLayer,
+    key: &str,
+) -> Result<RunningService<RoleClient, ()>, String> {
     let (server_io, client_io) = tokio::io::duplex(64 * 1024);
-    let server = SecureServer::new(DemoServer, layer.clone())
+    let server = SecureServer::new(handler, layer.clone())
         .with_credentials(Credentials::api_key(key))
         .with_transport(Transport::InProcess);
     tokio::spawn(async move {
