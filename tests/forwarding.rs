@@ -43,6 +43,13 @@ impl Canary {
     }
 }
 
+fn task(id: &str) -> CreateTaskResult {
+    from(
+        json!({"resultType": "task", "taskId": id, "status": "working",
+        "createdAt": "2026-01-01T00:00:00Z", "lastUpdatedAt": "2026-01-01T00:00:00Z"}),
+    )
+}
+
 fn canary_error() -> McpError {
     McpError::internal_error("canary", None)
 }
@@ -166,18 +173,15 @@ impl ServerHandler for Canary {
     }
     async fn call_tool(
         &self,
-        _r: CallToolRequestParams,
+        r: CallToolRequestParams,
         c: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
         self.saw("call_tool");
         // The identity reaches the inner handler.
-        assert_eq!(
-            c.extensions
-                .get::<Identity>()
-                .map(|i| i.host().to_owned())
-                .as_deref(),
-            Some("anonymous")
-        );
+        assert!(c.extensions.get::<Identity>().is_some());
+        if r.name == "make_task" {
+            return Ok(CallToolResponse::Task(task("task-1")));
+        }
         Ok(CallToolResult::success(vec![]).into())
     }
     async fn list_tools(
@@ -369,6 +373,11 @@ async fn every_server_handler_method_is_forwarded() {
         .unwrap();
     secure
         .call_tool(CallToolRequestParams::new("t"), cx(11))
+        .await
+        .unwrap();
+    // tasks/* answer only for tasks the caller created.
+    secure
+        .call_tool(CallToolRequestParams::new("make_task"), cx(20))
         .await
         .unwrap();
     secure.list_tools(None, cx(12)).await.unwrap();
@@ -602,5 +611,108 @@ async fn a_request_dropped_mid_handler_is_still_audited() {
     assert_eq!(record["outcome"], "cancelled");
     assert_eq!(record["target"], "slow");
     assert_eq!(record["correlation_id"], 7);
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn tasks_answer_only_to_the_identity_that_created_them() {
+    use mcp_security::authn::{ApiKeyAuthenticator, ApiKeyEntry};
+    let audit = Arc::new(MemorySink::new());
+    let layer = SecurityLayer::builder()
+        .authenticator(ApiKeyAuthenticator::new([
+            ApiKeyEntry::from_key("alice", "key-a"),
+            ApiKeyEntry::from_key("mallory", "key-m"),
+        ]))
+        .authorizer(authorize_fn(|_: &Identity, _: &Action<'_>, _: &Cx| {
+            Decision::Allow(None)
+        }))
+        .audit_sink_arc(audit.clone())
+        .build()
+        .unwrap();
+    let canary = Canary::default();
+    let alice = SecureServer::new(canary.clone(), layer)
+        .with_credentials(mcp_security::Credentials::api_key("key-a"));
+    // Same server (same task table), another caller.
+    let mallory = alice
+        .clone()
+        .with_credentials(mcp_security::Credentials::api_key("key-m"));
+
+    let (server_io, client_io) = tokio::io::duplex(64 * 1024);
+    let (peer_tx, peer_rx) = tokio::sync::oneshot::channel();
+    let served = alice.clone();
+    tokio::spawn(async move {
+        let running = served.serve(server_io).await.unwrap();
+        let _ = peer_tx.send(running.peer().clone());
+        let _ = running.waiting().await;
+    });
+    let client = ().serve(client_io).await.unwrap();
+    let peer = peer_rx.await.unwrap();
+    let cx = |id: i64| RequestContext::new(NumberOrString::Number(id), peer.clone());
+
+    alice
+        .call_tool(CallToolRequestParams::new("make_task"), cx(1))
+        .await
+        .unwrap();
+    let e = mallory
+        .get_task(GetTaskParams::new("task-1"), cx(2))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (e.code, e.message.as_ref()),
+        (ErrorCode::INVALID_PARAMS, "task not found")
+    );
+    assert!(
+        mallory
+            .cancel_task(CancelTaskParams::new("task-1"), cx(3))
+            .await
+            .is_err()
+    );
+    assert!(
+        mallory
+            .update_task(UpdateTaskParams::new("task-1", Default::default()), cx(4))
+            .await
+            .is_err()
+    );
+    assert!(
+        !canary.seen.lock().unwrap().contains("get_task"),
+        "mallory's call reached the handler"
+    );
+    // Alice reaches her task (the canary then answers with its own error).
+    assert_eq!(
+        alice
+            .get_task(GetTaskParams::new("task-1"), cx(5))
+            .await
+            .unwrap_err()
+            .message,
+        "canary"
+    );
+    assert!(
+        alice
+            .cancel_task(CancelTaskParams::new("task-1"), cx(6))
+            .await
+            .is_ok()
+    );
+    // An unknown task reads the same as someone else's.
+    assert_eq!(
+        alice
+            .get_task(GetTaskParams::new("nope"), cx(7))
+            .await
+            .unwrap_err()
+            .message,
+        "task not found"
+    );
+
+    let refused: Vec<_> = audit
+        .records()
+        .into_iter()
+        .filter(|r| r["rule"] == "tasks.owner")
+        .collect();
+    assert_eq!(refused.len(), 4);
+    assert!(
+        refused
+            .iter()
+            .all(|r| r["outcome"] == "deny" && r["stage"] == "authorization")
+    );
+    assert_eq!(refused[0]["host"], "mallory");
     client.cancel().await.unwrap();
 }

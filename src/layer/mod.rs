@@ -139,6 +139,9 @@ pub enum Completion {
         /// The error code.
         code: i32,
     },
+    /// A check that needed the admission refused the request after all (task ownership); the
+    /// handler did not run.
+    Refused(Denial),
     /// The handler never answered: the request was cancelled or the connection closed while it
     /// ran.
     Cancelled,
@@ -324,15 +327,16 @@ impl Inner {
                 Some(&withheld),
             ),
             Completion::HandlerError { code } => (AuditOutcome::Error, Some(*code), 0, None, None),
+            Completion::Refused(d) => (AuditOutcome::Deny, None, 0, None, Some(d)),
             Completion::Cancelled => (AuditOutcome::Cancelled, None, 0, None, None),
         };
         let rec = Record {
             identity: Some(&admission.identity),
             outcome,
-            stage: if redactions > 0 || denial.is_some() {
-                Stage::Redaction
-            } else {
-                Stage::Handler
+            stage: match denial {
+                Some(d) => d.stage(),
+                None if redactions > 0 => Stage::Redaction,
+                None => Stage::Handler,
             },
             denial,
             detail: None,

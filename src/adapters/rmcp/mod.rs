@@ -36,5 +36,6 @@
 //! ```
 
 mod server;
+mod tasks;
 
 pub use server::{FORWARDED_METHODS, SecureServer};

@@ -23,6 +23,7 @@ use rmcp::model::{
 use rmcp::service::{NotificationContext, RequestContext, SubscriptionContext};
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
 
+use super::tasks::TaskOwners;
 use crate::context::{CorrelationId, Credentials, Transport};
 use crate::decision::{Denial, DenyKind, RESOURCE_NOT_FOUND};
 use crate::layer::{Admission, Completion, SecurityLayer};
@@ -68,6 +69,9 @@ pub const FORWARDED_METHODS: &[&str] = &[
     "read_resource_directory",
 ];
 
+/// How many task ids a server remembers the owner of.
+const MAX_TRACKED_TASKS: usize = 100_000;
+
 /// Wraps any rmcp [`ServerHandler`] in a [`SecurityLayer`].
 ///
 /// The wrapper is itself a `ServerHandler`, so it serves over stdio (`serve(stdio())`), any
@@ -80,6 +84,7 @@ pub struct SecureServer<H> {
     layer: SecurityLayer,
     credentials: Credentials,
     transport: Transport,
+    tasks: Arc<TaskOwners>,
 }
 
 impl<H> Clone for SecureServer<H> {
@@ -89,6 +94,7 @@ impl<H> Clone for SecureServer<H> {
             layer: self.layer.clone(),
             credentials: self.credentials.clone(),
             transport: self.transport,
+            tasks: self.tasks.clone(),
         }
     }
 }
@@ -221,6 +227,31 @@ impl Pending {
     }
 }
 
+impl Pending {
+    /// Refuses an admitted request after all (a check that needs the admission, such as task
+    /// ownership), auditing the denial.
+    async fn refuse<T>(mut self, denial: Denial) -> Result<T, McpError> {
+        let wire = McpError::new(
+            ErrorCode(denial.kind().code()),
+            denial.reason().to_owned(),
+            None,
+        );
+        if let Some(admission) = self.admission.take() {
+            let _ = self
+                .layer
+                .complete_named(
+                    admission,
+                    &self.method,
+                    self.target.as_deref(),
+                    &self.cx,
+                    Completion::Refused(denial),
+                )
+                .await;
+        }
+        Err(wire)
+    }
+}
+
 impl Drop for Pending {
     fn drop(&mut self) {
         let Some(admission) = self.admission.take() else {
@@ -257,6 +288,7 @@ impl<H: ServerHandler> SecureServer<H> {
             layer,
             credentials: Credentials::none(),
             transport: Transport::Stdio,
+            tasks: Arc::new(TaskOwners::new(MAX_TRACKED_TASKS)),
         }
     }
 
@@ -326,6 +358,43 @@ impl<H: ServerHandler> SecureServer<H> {
     {
         let cx = self.context(Some(&context.id));
         let pending = self.admit(&action, cx, &mut context.extensions).await?;
+        let mut result = call(&self.inner, context).await;
+        let mut report = RedactionReport::default();
+        if let Ok(value) = result.as_mut() {
+            match self.redact_json(value) {
+                Ok(found) => report = found,
+                Err(e) => result = Err(e),
+            }
+        }
+        pending.finish(result, report).await
+    }
+
+    /// [`gated`](Self::gated) for `tasks/*`: the task must have been created by the caller.
+    /// Anyone else's task, and a task this server does not know, read as unknown.
+    async fn task_gated<'a, T, F, Fut>(
+        &'a self,
+        method: &'static str,
+        task_id: &str,
+        mut context: RequestContext<RoleServer>,
+        call: F,
+    ) -> Result<T, McpError>
+    where
+        F: FnOnce(&'a H, RequestContext<RoleServer>) -> Fut,
+        Fut: Future<Output = Result<T, McpError>>,
+        T: serde::Serialize + serde::de::DeserializeOwned,
+    {
+        let action = Action::Other { method };
+        let cx = self.context(Some(&context.id));
+        let pending = self.admit(&action, cx, &mut context.extensions).await?;
+        if !self.tasks.owned_by(task_id, pending.identity()) {
+            let d = Denial::new(
+                crate::Stage::Authorization,
+                DenyKind::NotFound,
+                "task not found",
+            )
+            .with_rule(crate::RuleId::from_static("tasks.owner"));
+            return pending.refuse(d).await;
+        }
         let mut result = call(&self.inner, context).await;
         let mut report = RedactionReport::default();
         if let Ok(value) = result.as_mut() {
@@ -784,10 +853,14 @@ impl<H: ServerHandler> ServerHandler for SecureServer<H> {
                 Ok(found) => report = found,
                 Err(e) => result = Err(e),
             },
-            Ok(CallToolResponse::Task(r)) => match self.redact_json(r) {
-                Ok(found) => report = found,
-                Err(e) => result = Err(e),
-            },
+            Ok(CallToolResponse::Task(r)) => {
+                // Only the identity that created a task may read, update or cancel it.
+                self.tasks.record(&r.task.task_id, pending.identity());
+                match self.redact_json(r) {
+                    Ok(found) => report = found,
+                    Err(e) => result = Err(e),
+                }
+            }
             Ok(_) | Err(_) => {}
         }
         pending.finish(result, report).await
@@ -924,13 +997,10 @@ impl<H: ServerHandler> ServerHandler for SecureServer<H> {
         request: GetTaskParams,
         context: RequestContext<RoleServer>,
     ) -> Result<GetTaskResult, McpError> {
-        self.gated(
-            Action::Other {
-                method: "tasks/get",
-            },
-            context,
-            |h, c| h.get_task(request, c),
-        )
+        let task_id = request.task_id.clone();
+        self.task_gated("tasks/get", &task_id, context, |h, c| {
+            h.get_task(request, c)
+        })
         .await
     }
 
@@ -939,13 +1009,10 @@ impl<H: ServerHandler> ServerHandler for SecureServer<H> {
         request: UpdateTaskParams,
         context: RequestContext<RoleServer>,
     ) -> Result<(), McpError> {
-        self.gated(
-            Action::Other {
-                method: "tasks/update",
-            },
-            context,
-            |h, c| h.update_task(request, c),
-        )
+        let task_id = request.task_id.clone();
+        self.task_gated("tasks/update", &task_id, context, |h, c| {
+            h.update_task(request, c)
+        })
         .await
     }
 
@@ -954,13 +1021,10 @@ impl<H: ServerHandler> ServerHandler for SecureServer<H> {
         request: CancelTaskParams,
         context: RequestContext<RoleServer>,
     ) -> Result<(), McpError> {
-        self.gated(
-            Action::Other {
-                method: "tasks/cancel",
-            },
-            context,
-            |h, c| h.cancel_task(request, c),
-        )
+        let task_id = request.task_id.clone();
+        self.task_gated("tasks/cancel", &task_id, context, |h, c| {
+            h.cancel_task(request, c)
+        })
         .await
     }
 
