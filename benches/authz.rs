@@ -93,7 +93,7 @@ fn rate_limits(c: &mut Criterion) {
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2));
     g.bench_function("check_one_thread", |b| {
-        b.iter(|| black_box(limiter.check_now(&who, &call)))
+        b.iter(|| black_box(limiter.check_now(&who, &call, None)))
     });
     // Two threads on the same limiter: wall time per check, same caller (one hot key) and
     // different callers (different shards).
@@ -116,7 +116,7 @@ fn rate_limits(c: &mut Criterion) {
                                 arguments: None,
                             };
                             for _ in 0..per {
-                                black_box(limiter.check_now(&who, &call)).ok();
+                                black_box(limiter.check_now(&who, &call, None)).ok();
                             }
                         });
                     }
@@ -160,14 +160,14 @@ fn redis(c: &mut Criterion) {
         name: "search",
         arguments: None,
     };
-    rt.block_on(limiter.check(&who, &call, &cx)).unwrap();
+    rt.block_on(limiter.check(&who, &call, None, &cx)).unwrap();
     let mut g = c.benchmark_group("rate_limit_redis");
     g.sample_size(30)
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(3));
     g.bench_function("check_loopback", |b| {
         b.to_async(&rt)
-            .iter(|| async { limiter.check(&who, &call, &cx).await.unwrap() })
+            .iter(|| async { limiter.check(&who, &call, None, &cx).await.unwrap() })
     });
     g.finish();
     drop(server);

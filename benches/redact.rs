@@ -127,5 +127,29 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench);
+/// Inputs built to make a scanner backtrack or restart: each must cost time linear in its size.
+fn adversarial(c: &mut Criterion) {
+    let one_pass = PatternRedactor::with(Detector::ALL, [], RedactionStyle::Mask).unwrap();
+    let n = 256 * 1024;
+    let inputs = [
+        ("digits", "7".repeat(n)),
+        ("dotted_ones", "1.".repeat(n / 2)),
+        ("jwt_prefixes", "eyJAAAAAAAA-".repeat(n / 12)),
+        ("at_signs", "a@".repeat(n / 2)),
+        ("passport_words", "passport ".repeat(n / 9)),
+    ];
+    let mut g = c.benchmark_group("redact_adversarial_256kib");
+    g.sample_size(10)
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_secs(2));
+    for (name, text) in &inputs {
+        g.throughput(Throughput::Bytes(text.len() as u64));
+        g.bench_function(*name, |b| {
+            b.iter(|| black_box(one_pass.redact_text(black_box(text))))
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench, adversarial);
 criterion_main!(benches);

@@ -33,10 +33,10 @@ pub enum Stage {
     Frame,
     /// Who is calling.
     Authentication,
-    /// How often they may call.
-    RateLimit,
     /// Whether they may do this.
     Authorization,
+    /// How often they may do it (counted only for allowed calls).
+    RateLimit,
     /// Whether the arguments are acceptable.
     Validation,
     /// The wrapped handler ran.

@@ -28,11 +28,18 @@ impl Glob {
         }
         let mut re = String::with_capacity(pattern.len() * 2 + 4);
         re.push_str("^(?s:");
-        let mut chars = pattern.chars().peekable();
-        while let Some(c) = chars.next() {
+        let mut rest = pattern;
+        while let Some(c) = rest.chars().next() {
+            // `a/**/b` also matches `a/b`: the `**` may stand for no segment at all.
+            if let Some(after) = rest.strip_prefix("/**/") {
+                re.push_str("(?:/|/.*/)");
+                rest = after;
+                continue;
+            }
+            rest = &rest[c.len_utf8()..];
             match c {
-                '*' if chars.peek() == Some(&'*') => {
-                    chars.next();
+                '*' if rest.starts_with('*') => {
+                    rest = &rest[1..];
                     re.push_str(".*");
                 }
                 '*' => re.push_str("[^/]*"),
@@ -61,5 +68,20 @@ impl Glob {
     /// Whether the pattern has no wildcard (an exact name, indexable by hash).
     pub(crate) fn is_literal(&self) -> bool {
         self.literal.is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Glob;
+
+    #[test]
+    fn globs() {
+        let g = Glob::new("file:///srv/**/private/*").unwrap_or_else(|e| unreachable!("{e}"));
+        assert!(g.matches("file:///srv/private/x"));
+        assert!(g.matches("file:///srv/a/b/private/x"));
+        assert!(!g.matches("file:///srv/private/x/y"));
+        let g = Glob::new("files_*").unwrap_or_else(|e| unreachable!("{e}"));
+        assert!(g.matches("files_read") && !g.matches("files_a/b"));
     }
 }

@@ -34,7 +34,8 @@
 //!
 //! # The pipeline
 //! Every inbound message goes through the same stages in the same order:
-//! frame limits, authentication, authorization, validation, the handler, redaction, audit.
+//! frame limits, authentication, authorization, rate limits, validation, the handler,
+//! redaction, audit.
 //! Each stage is a component behind a trait ([`authn::Authenticator`], [`authz::Authorizer`],
 //! [`validate::InputValidator`], [`redact::Redactor`], [`audit::AuditSink`]; hosts also get
 //! [`provenance::ProvenanceVerifier`]), composed by [`SecurityLayer`]. Deny by default, fail

@@ -27,6 +27,11 @@ pub(crate) fn problem(uri: &str) -> Option<&'static str> {
     if double_encoded(uri) {
         return Some("uri is percent-encoded twice");
     }
+    // A canonical URI never escapes letters, digits or `-._~`; one that does is spelled to slip
+    // past a rule that names the plain form (`%73ecret` for `secret`).
+    if encodes_unreserved(hier) {
+        return Some("uri percent-encodes a character that needs no encoding");
+    }
     // The path: after `scheme:` and, when present, after `//authority`.
     let after_scheme = hier.split_once(':').map_or(hier, |(_, rest)| rest);
     let path = match after_scheme.strip_prefix("//") {
@@ -47,8 +52,11 @@ pub(crate) fn problem(uri: &str) -> Option<&'static str> {
     }
     let segments: Vec<&str> = segments.collect();
     for (i, seg) in segments.iter().enumerate() {
-        let name = seg.split(';').next().unwrap_or_default();
-        if name == "." || name == ".." {
+        // `secret.txt;v=1` is `secret.txt` to many servers: path parameters are refused.
+        if seg.contains(';') {
+            return Some("uri contains path parameters");
+        }
+        if *seg == "." || *seg == ".." {
             return Some("uri contains dot segments");
         }
         // A trailing "/" is a directory, not an empty segment.
@@ -66,6 +74,28 @@ pub(crate) fn contains_ignore_case(haystack: &str, needle: &str) -> bool {
         .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
 }
 
+fn encodes_unreserved(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.windows(3).any(|w| {
+        w[0] == b'%'
+            && std::str::from_utf8(&w[1..3])
+                .ok()
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .is_some_and(|c| c.is_ascii_alphanumeric() || b"-._~".contains(&c))
+    })
+}
+
+/// The part of a URI that rules are matched against: without query and fragment, and without
+/// a trailing slash (so `secret.txt?x=1`, `secret.txt#f` and `secret.txt/` all meet the rule
+/// written for `secret.txt`).
+pub(crate) fn match_key(uri: &str) -> &str {
+    let key = uri.split(['?', '#']).next().unwrap_or_default();
+    match key.strip_suffix('/') {
+        Some(trimmed) if !trimmed.ends_with('/') && !trimmed.ends_with(':') => trimmed,
+        _ => key,
+    }
+}
+
 fn double_encoded(uri: &str) -> bool {
     uri.as_bytes().windows(5).any(|w| {
         w[0] == b'%'
@@ -79,6 +109,25 @@ fn double_encoded(uri: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::problem;
+
+    #[test]
+    fn match_keys() {
+        use super::match_key;
+        assert_eq!(
+            match_key("file:///srv/secret.txt?x=1"),
+            "file:///srv/secret.txt"
+        );
+        assert_eq!(
+            match_key("file:///srv/secret.txt#f"),
+            "file:///srv/secret.txt"
+        );
+        assert_eq!(
+            match_key("file:///srv/secret.txt/"),
+            "file:///srv/secret.txt"
+        );
+        assert_eq!(match_key("file:///"), "file:///");
+        assert_eq!(match_key("https://h/"), "https://h");
+    }
 
     #[test]
     fn plain_and_tricky() {
@@ -95,6 +144,8 @@ mod tests {
             "file:///srv/data/../etc",
             "file:///srv/data/./x",
             "file:///srv/data/..;/x",
+            "file:///srv/secret.txt;v=1",
+            "file:///srv/%73ecret.txt",
             "file:///srv/data//etc/passwd",
             "file:///srv/data/%2e%2e/x",
             "file:///srv/data/%252e%252e/x",

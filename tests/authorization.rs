@@ -303,6 +303,8 @@ async fn hot_reload_under_a_real_client() {
 
     // A new policy: who_am_i instead of echo. The serving connection follows it.
     write("[[tools]]\nname = \"who_am_i\"\nallowed_hosts = [\"bot\"]\n");
+    // The first look sees the change, the next (the file unchanged since) applies it.
+    assert!(!reloader.reload_if_changed().unwrap());
     assert!(reloader.reload_if_changed().unwrap());
     assert!(client.call_tool(call("echo")).await.is_err());
     assert_eq!(
@@ -394,4 +396,114 @@ async fn an_admitted_request_finishes_under_the_policy_it_started_with() {
     let new = std::fs::read_to_string(dir.path().join("b.jsonl")).unwrap();
     assert_eq!(new.lines().count(), 1);
     assert!(new.contains(r#""outcome":"deny""#), "{new}");
+}
+
+#[tokio::test]
+async fn deny_rules_hold_however_the_uri_is_spelled() {
+    let dir = tempfile::tempdir().unwrap();
+    let toml = format!(
+        "[[auth.api_keys]]\nhost = \"bot\"\nkey_sha256 = \"{BOT}\"\n\
+         [[resources]]\nuri = \"file:///srv/**\"\nallowed_hosts = [\"*\"]\n\
+         [[resources]]\nuri = \"file:///srv/secret.txt\"\nallowed_hosts = [\"*\"]\neffect = \"deny\"\n\
+         [[resources]]\nuri = \"file:///srv/**/private/*\"\nallowed_hosts = [\"*\"]\neffect = \"deny\"\n\
+         [validation]\nroots = [\"/srv\"]\nschemes = [\"file\"]\n[audit]\npath = \"{}\"\n",
+        dir.path().join("a.jsonl").display()
+    );
+    let layer = Policy::from_toml_str(&toml).unwrap().build().unwrap();
+    let cx = RequestContext::new(Transport::DryRun).with_credentials(Credentials::api_key("test"));
+    let read = |uri: &'static str| {
+        let layer = layer.clone();
+        let cx = cx.clone();
+        async move {
+            layer
+                .evaluate(&Action::ReadResource { uri }, &cx, None)
+                .await
+        }
+    };
+    assert!(read("file:///srv/public.txt").await.is_ok());
+    for uri in [
+        "file:///srv/secret.txt",
+        "file:///srv/secret.txt?x=1",
+        "file:///srv/secret.txt#f",
+        "file:///srv/secret.txt/",
+        "file:///srv/secret.txt;v=1",
+        "file:///srv/%73ecret.txt",
+        "file:///srv/private/x",
+        "file:///srv/a/private/x",
+    ] {
+        assert!(read(uri).await.is_err(), "{uri} got past the deny rule");
+    }
+}
+
+#[tokio::test]
+async fn a_rate_limit_follows_its_rule_and_reveals_nothing_to_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let toml = format!(
+        "[[auth.api_keys]]\nhost = \"free\"\nkey_sha256 = \"{BOT}\"\n\
+         [[auth.api_keys]]\nhost = \"premium\"\nkey_sha256 = \"{OTHER}\"\n\
+         [[tools]]\nname = \"search\"\nallowed_hosts = [\"free\"]\nconditions = {{ rate = \"1/min\" }}\n\
+         [[tools]]\nname = \"search\"\nallowed_hosts = [\"premium\"]\n\
+         [[tools]]\nname = \"admin_only\"\nallowed_hosts = [\"admin\"]\nconditions = {{ rate = \"1/min\" }}\n\
+         [audit]\npath = \"{}\"\n",
+        dir.path().join("a.jsonl").display()
+    );
+    let layer = Policy::from_toml_str(&toml).unwrap().build().unwrap();
+    let free =
+        RequestContext::new(Transport::DryRun).with_credentials(Credentials::api_key("test"));
+    let premium =
+        RequestContext::new(Transport::DryRun).with_credentials(Credentials::api_key("old"));
+    let search = Action::CallTool {
+        name: "search",
+        arguments: None,
+    };
+    assert!(layer.evaluate(&search, &free, None).await.is_ok());
+    assert_eq!(
+        layer
+            .evaluate(&search, &free, None)
+            .await
+            .unwrap_err()
+            .kind(),
+        DenyKind::RateLimited
+    );
+    // The free tier's limit is not premium's.
+    for _ in 0..3 {
+        assert!(layer.evaluate(&search, &premium, None).await.is_ok());
+    }
+    // A hidden tool stays hidden however often it is called: no limit ever shows.
+    let admin = Action::CallTool {
+        name: "admin_only",
+        arguments: None,
+    };
+    for _ in 0..3 {
+        assert_eq!(
+            layer
+                .evaluate(&admin, &free, None)
+                .await
+                .unwrap_err()
+                .reason(),
+            "tool not found"
+        );
+    }
+}
+
+#[test]
+fn clearance_for_an_unknown_host_is_refused() {
+    let toml = format!(
+        "[[auth.api_keys]]\nhost = \"premium\"\nkey_sha256 = \"{BOT}\"\n\
+         [redaction]\ndetectors = [\"all\"]\n[[redaction.clearance]]\nhost = \"premuim\"\nlevel = \"public\"\n"
+    );
+    let e = Policy::from_toml_str(&toml).unwrap_err().to_string();
+    assert!(
+        e.starts_with("redaction.clearance[0].host: names no host"),
+        "{e}"
+    );
+    let e = Policy::from_toml_str(&format!(
+        "[[auth.api_keys]]\nhost = \"x\"\nkey_sha256 = \"{BOT}\"\n[rate_limit]\nburst = 5\n"
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.starts_with("rate_limit.burst: needs rate_limit.per_caller"),
+        "{e}"
+    );
 }

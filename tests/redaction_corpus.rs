@@ -325,3 +325,40 @@ fn corpus_precision_and_recall() {
     assert!(precision >= 0.98, "precision {precision:.4} is below 0.98");
     assert!(recall >= 0.99, "recall {recall:.4} is below 0.99");
 }
+
+#[test]
+fn long_and_glued_secrets_are_redacted_whole() {
+    let r = PatternRedactor::with(Detector::ALL, [], RedactionStyle::Mask).unwrap();
+    // 300 characters from a simple generator over letters and digits (entropy well above 3 bits).
+    let alphabet = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let long: String = (0..300)
+        .map(|_| {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            alphabet[(x >> 33) as usize % alphabet.len()] as char
+        })
+        .collect();
+    for text in [
+        format!("token={long}"),
+        "password: Xk9mQ2vL8pR4tY7w!Zq8Hn3Jd6Fs".to_owned(),
+    ] {
+        let out = r
+            .redact_text(&text)
+            .map(|x| x.text().to_owned())
+            .unwrap_or_default();
+        assert!(out.ends_with("REDACTED]"), "{text:?} -> {out:?}");
+    }
+    // An access token holding a long JWT: nothing of it survives.
+    let jwt = format!(
+        "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJ{}.{}",
+        "x".repeat(500),
+        "s".repeat(80)
+    );
+    let out = r
+        .redact_text(&format!("{{\"access_token\":\"{jwt}\"}}"))
+        .map(|x| x.text().to_owned())
+        .unwrap_or_default();
+    assert!(!out.contains("xxxx") && !out.contains("ssss"), "{out}");
+}

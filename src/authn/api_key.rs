@@ -114,7 +114,8 @@ fn ip_allowed(nets: &[IpNet], addr: Option<IpAddr>) -> bool {
         return true;
     }
     // A key restricted to networks is refused when the transport has no address: fail closed.
-    addr.is_some_and(|a| nets.iter().any(|n| n.contains(&a)))
+    addr.map(|a| a.to_canonical())
+        .is_some_and(|a| nets.iter().any(|n| n.contains(&a)))
 }
 
 #[async_trait]

@@ -489,10 +489,12 @@ impl AclAuthorizer {
                         .with_rule(DEFAULT_DENY),
                     );
                 }
+                // Rules meet the URI without query, fragment or trailing slash, so a deny rule
+                // cannot be stepped around by decorating the URI.
                 Self::decide(
                     &self.resources,
                     identity,
-                    uri,
+                    crate::uripath::match_key(uri),
                     Some(ResourcePermission::Read),
                     "resource not found",
                     cx,

@@ -149,7 +149,9 @@ impl Conditions {
         if !self.cidrs.is_empty()
             && !cx
                 .peer_addr()
-                .is_some_and(|a: IpAddr| self.cidrs.iter().any(|n| n.contains(&a)))
+                // An IPv4 peer seen through an IPv6 socket (::ffff:a.b.c.d) is that IPv4 peer.
+                .map(|a: IpAddr| a.to_canonical())
+                .is_some_and(|a| self.cidrs.iter().any(|n| n.contains(&a)))
         {
             return Err("not allowed from this address");
         }

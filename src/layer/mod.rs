@@ -1,7 +1,7 @@
 //! The [`SecurityLayer`]: the six components composed into one fixed pipeline.
 //!
 //! ```text
-//! frame limits -> authenticate -> rate limit -> authorize -> validate -> [handler] -> redact -> audit
+//! frame limits -> authenticate -> authorize -> rate limit -> validate -> [handler] -> redact -> audit
 //! ```
 //!
 //! [`SecurityLayer::admit`] runs every check up to the handler and returns an [`Admission`]
@@ -198,8 +198,8 @@ fn authn_denial(e: &AuthnError) -> Denial {
 }
 
 impl Inner {
-    /// Runs the checks before the handler, in order: frame limits, authentication, rate
-    /// limits, authorization, validation. `encoded_len` is the message's size on the wire when the
+    /// Runs the checks before the handler, in order: frame limits, authentication,
+    /// authorization, rate limits, validation. `encoded_len` is the message's size on the wire when the
     /// transport knows it.
     ///
     /// # Errors
@@ -231,8 +231,19 @@ impl Inner {
             }
         };
 
+        let rule = match inner.authorizer.authorize(&identity, action, cx) {
+            Decision::Allow(rule) => rule,
+            Decision::Deny(d) => {
+                return Err(self
+                    .deny(action, cx, Some(&identity), d, None, started)
+                    .await);
+            }
+        };
+
+        // Limits are counted only for calls authorization allowed, with the rule that allowed
+        // them: a hidden or refused call never reveals, or spends, a limit.
         if let Some(limiter) = &inner.rate_limiter
-            && let Err(e) = limiter.check(&identity, action, cx).await
+            && let Err(e) = limiter.check(&identity, action, rule.as_ref(), cx).await
         {
             let detail = e.to_string();
             let d = match e {
@@ -254,15 +265,6 @@ impl Inner {
                 .deny(action, cx, Some(&identity), d, Some(&detail), started)
                 .await);
         }
-
-        let rule = match inner.authorizer.authorize(&identity, action, cx) {
-            Decision::Allow(rule) => rule,
-            Decision::Deny(d) => {
-                return Err(self
-                    .deny(action, cx, Some(&identity), d, None, started)
-                    .await);
-            }
-        };
 
         for v in &inner.validators {
             if let Err(e) = v.validate(action, &identity, cx) {
@@ -481,8 +483,8 @@ impl SecurityLayer {
         self.current.store(next.current.load_full());
     }
 
-    /// Runs the checks before the handler, in order: frame limits, authentication, rate
-    /// limits, authorization, validation. `encoded_len` is the message's size on the wire when the
+    /// Runs the checks before the handler, in order: frame limits, authentication,
+    /// authorization, rate limits, validation. `encoded_len` is the message's size on the wire when the
     /// transport knows it.
     ///
     /// # Errors

@@ -73,14 +73,24 @@ pub struct PolicyReloader {
     path: PathBuf,
     layer: SecurityLayer,
     seen: Option<(std::time::SystemTime, u64)>,
+    settled: bool,
+    applied: Option<[u8; 32]>,
 }
 
 impl PolicyReloader {
-    /// A reloader of the file at `path` into `layer` (and every clone of it).
+    /// A reloader of the file at `path` into `layer` (and every clone of it), taking the file's
+    /// current content as the one in force.
     pub fn new(path: impl AsRef<Path>, layer: SecurityLayer) -> Self {
         let path = path.as_ref().to_path_buf();
         let seen = Self::stamp(&path);
-        PolicyReloader { path, layer, seen }
+        let applied = std::fs::read(&path).ok().map(|c| Self::digest(&c));
+        PolicyReloader {
+            path,
+            layer,
+            seen,
+            settled: true,
+            applied,
+        }
     }
 
     fn stamp(path: &Path) -> Option<(std::time::SystemTime, u64)> {
@@ -88,27 +98,66 @@ impl PolicyReloader {
         Some((meta.modified().ok()?, meta.len()))
     }
 
-    /// Reads, checks and builds the file, then puts it in force.
+    fn digest(content: &[u8]) -> [u8; 32] {
+        use sha2::Digest;
+        sha2::Sha256::digest(content).into()
+    }
+
+    fn apply(&mut self, content: &[u8]) -> Result<(), PolicyError> {
+        let text = std::str::from_utf8(content)
+            .map_err(|_| invalid("(root)", "the policy file is not UTF-8 text"))?;
+        let next = Self::parse_at(text, &self.path)?.build()?;
+        self.layer.reload(&next);
+        self.applied = Some(Self::digest(content));
+        Ok(())
+    }
+
+    fn parse_at(text: &str, path: &Path) -> Result<Policy, PolicyError> {
+        Policy::parse(text, path.parent())
+    }
+
+    /// Reads, checks and builds the file now, then puts it in force.
     ///
     /// # Errors
     /// The [`PolicyError`] of a file that does not load or build; the old policy keeps serving.
     pub fn reload(&mut self) -> Result<(), PolicyError> {
         self.seen = Self::stamp(&self.path);
-        let next = Policy::load(&self.path)?.build()?;
-        self.layer.reload(&next);
-        Ok(())
+        self.settled = true;
+        let content = std::fs::read(&self.path).map_err(|source| PolicyError::Read {
+            path: self.path.clone(),
+            source,
+        })?;
+        self.apply(&content)
     }
 
-    /// [`reload`](Self::reload)s when the file's modification time or size changed since the
-    /// last look; `Ok(true)` when a new policy was put in force.
+    /// Polls the file: `Ok(true)` when a new policy was put in force.
+    ///
+    /// A change is applied only once the file has stayed the same (modification time and size)
+    /// for one whole poll, so a file still being written is not read half-way; and only when
+    /// its content differs from the policy in force. Write policies by atomic rename all the
+    /// same. A file that failed to load is not retried until it changes again.
     ///
     /// # Errors
     /// As [`reload`](Self::reload).
     pub fn reload_if_changed(&mut self) -> Result<bool, PolicyError> {
-        if Self::stamp(&self.path) == self.seen {
+        let now = Self::stamp(&self.path);
+        if now != self.seen {
+            self.seen = now;
+            self.settled = false;
             return Ok(false);
         }
-        self.reload().map(|()| true)
+        if self.settled {
+            return Ok(false);
+        }
+        self.settled = true;
+        let content = std::fs::read(&self.path).map_err(|source| PolicyError::Read {
+            path: self.path.clone(),
+            source,
+        })?;
+        if self.applied == Some(Self::digest(&content)) {
+            return Ok(false);
+        }
+        self.apply(&content).map(|()| true)
     }
 
     /// Looks at the file every `every` on the current tokio runtime and reloads it when it
@@ -262,7 +311,7 @@ impl Policy {
         let mut constrained_prompts: Vec<(&str, String)> = Vec::new();
         for (i, t) in f.tools.iter().enumerate() {
             let at = format!("tools[{i}]");
-            let common = rule_common(&at, &t.rule(), &mut rates, || Target::Tool(t.name.clone()))?;
+            let common = rule_common(&at, &t.rule(), &mut rates)?;
             acl = acl.tool(common.apply(ToolRule::new(t.name.clone(), common.hosts.clone())));
             if !t.arguments.is_empty() || t.additional_arguments == Some(false) {
                 constrained_once(&at, &t.name, &mut constrained_tools)?;
@@ -273,9 +322,7 @@ impl Policy {
         }
         for (i, p) in f.prompts.iter().enumerate() {
             let at = format!("prompts[{i}]");
-            let common = rule_common(&at, &p.rule(), &mut rates, || {
-                Target::Prompt(p.name.clone())
-            })?;
+            let common = rule_common(&at, &p.rule(), &mut rates)?;
             acl = acl.prompt(common.apply(PromptRule::new(p.name.clone(), common.hosts.clone())));
             if !p.arguments.is_empty() || p.additional_arguments == Some(false) {
                 constrained_once(&at, &p.name, &mut constrained_prompts)?;
@@ -289,9 +336,7 @@ impl Policy {
         }
         for (i, r) in f.resources.iter().enumerate() {
             let at = format!("resources[{i}]");
-            let common = rule_common(&at, &r.rule(), &mut rates, || {
-                Target::Resource(r.uri.clone())
-            })?;
+            let common = rule_common(&at, &r.rule(), &mut rates)?;
             let mut perms = Vec::new();
             for (j, p) in r.permissions.iter().enumerate() {
                 perms.push(match p.as_str() {
@@ -320,6 +365,9 @@ impl Policy {
             acl.build()
                 .map_err(|e| invalid("tools/resources/prompts", e.to_string()))?,
         );
+        if f.rate_limit.per_caller.is_none() && f.rate_limit.burst.is_some() {
+            return Err(invalid("rate_limit.burst", "needs rate_limit.per_caller"));
+        }
         if let Some(limit) = &f.rate_limit.per_caller {
             let rate = parse_rate(
                 "rate_limit.per_caller",
@@ -350,6 +398,17 @@ impl Policy {
             .with_roots(v.roots.iter().cloned());
 
         let (redactor, classifier) = redaction(&f.redaction, base)?;
+        // A clearance for a host nobody authenticates as is a typo that would leave the real
+        // host on the default clearance.
+        for (j, cl) in f.redaction.clearance.iter().enumerate() {
+            let known = hosts.contains(&cl.host) || (f.auth.anonymous && cl.host == "anonymous");
+            if !known {
+                return Err(invalid(
+                    format!("redaction.clearance[{j}].host"),
+                    "names no host with an api key (or \"anonymous\")",
+                ));
+            }
+        }
 
         let (audit_path, audit_failure) = match &f.audit {
             Some(a) => {
@@ -603,7 +662,6 @@ fn rule_common(
     at: &str,
     r: &file::RuleFields<'_>,
     rates: &mut Vec<RateRule>,
-    target: impl FnOnce() -> Target,
 ) -> Result<Common, PolicyError> {
     if r.allowed_hosts.is_empty() && r.scopes.is_empty() {
         return Err(invalid(
@@ -652,7 +710,12 @@ fn rule_common(
                 c.burst,
                 &format!("{at}.conditions.burst"),
             )?;
-            rates.push(RateRule::new(at.to_owned(), target(), rate));
+            // The limit follows its rule: it counts exactly the calls this rule allows.
+            rates.push(RateRule::new(
+                at.to_owned(),
+                Target::Rule(crate::RuleId::new(at.to_owned())),
+                rate,
+            ));
         } else if c.burst.is_some() {
             return Err(invalid(format!("{at}.conditions.burst"), "needs a rate"));
         }

@@ -9,6 +9,7 @@ use governor::{Quota, RateLimiter as Gcra};
 
 use super::{RateLimitError, RateLimiter, RateRule, RuleIndex};
 use crate::context::{Identity, RequestContext};
+use crate::decision::RuleId;
 use crate::glob::GlobError;
 use crate::message::Action;
 
@@ -51,9 +52,10 @@ impl MemoryRateLimiter {
         &self,
         identity: &Identity,
         action: &Action<'_>,
+        allowed_by: Option<&RuleId>,
     ) -> Result<(), RateLimitError> {
         let key = identity.subject_shared();
-        self.index.try_each(action, |rule, limiter| {
+        self.index.try_each(action, allowed_by, |rule, limiter| {
             limiter
                 .check_key(key)
                 .map_err(|not_until| RateLimitError::Limited {
@@ -70,9 +72,10 @@ impl RateLimiter for MemoryRateLimiter {
         &self,
         identity: &Identity,
         action: &Action<'_>,
+        allowed_by: Option<&RuleId>,
         _cx: &RequestContext,
     ) -> Result<(), RateLimitError> {
-        self.check_now(identity, action)
+        self.check_now(identity, action, allowed_by)
     }
 }
 
@@ -100,9 +103,9 @@ mod tests {
             arguments: None,
         };
         for _ in 0..3 {
-            assert!(limiter.check_now(&a, &search).is_ok());
+            assert!(limiter.check_now(&a, &search, None).is_ok());
         }
-        match limiter.check_now(&a, &search) {
+        match limiter.check_now(&a, &search, None) {
             Err(RateLimitError::Limited { retry_after, rule }) => {
                 assert_eq!(rule.as_str(), "tools[0]");
                 assert!(
@@ -113,7 +116,7 @@ mod tests {
             other => panic!("expected a limit, got {other:?}"),
         }
         // Another caller has its own allowance; another tool is not limited.
-        assert!(limiter.check_now(&b, &search).is_ok());
+        assert!(limiter.check_now(&b, &search, None).is_ok());
         assert!(
             limiter
                 .check_now(
@@ -121,7 +124,8 @@ mod tests {
                     &Action::CallTool {
                         name: "echo",
                         arguments: None
-                    }
+                    },
+                    None
                 )
                 .is_ok()
         );
@@ -130,7 +134,7 @@ mod tests {
             name: "files_read",
             arguments: None,
         };
-        assert!(limiter.check_now(&a, &files).is_ok());
-        assert!(limiter.check_now(&a, &files).is_err());
+        assert!(limiter.check_now(&a, &files, None).is_ok());
+        assert!(limiter.check_now(&a, &files, None).is_err());
     }
 }

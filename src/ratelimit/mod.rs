@@ -3,7 +3,9 @@
 //!
 //! A limit is a GCRA quota (`60/min` with a burst) per (identity, rule): each rule with a
 //! `rate` condition in the policy has its own limit, and each caller its own allowance under it.
-//! The layer checks limits after authentication and before authorization. A refusal says when to
+//! The layer checks limits after authorization, with the rule that allowed the call, so a
+//! limit applies only to the callers its rule applies to, and a refused or hidden call never
+//! reveals a limit. A refusal says when to
 //! retry. [`MemoryRateLimiter`] serves one process without a global lock; `RedisRateLimiter`
 //! (feature `redis`) shares limits between replicas.
 //!
@@ -17,9 +19,9 @@
 //! let limiter = MemoryRateLimiter::new([RateRule::new("tools[0]", Target::Tool("search".into()), rate)])?;
 //! let (who, cx) = (Identity::new("bot"), RequestContext::new(Transport::Stdio));
 //! let call = Action::CallTool { name: "search", arguments: None };
-//! assert!(limiter.check(&who, &call, &cx).await.is_ok());
-//! assert!(limiter.check(&who, &call, &cx).await.is_ok());
-//! assert!(limiter.check(&who, &call, &cx).await.is_err());
+//! assert!(limiter.check(&who, &call, None, &cx).await.is_ok());
+//! assert!(limiter.check(&who, &call, None, &cx).await.is_ok());
+//! assert!(limiter.check(&who, &call, None, &cx).await.is_err());
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! # })?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
@@ -120,6 +122,9 @@ pub enum Target {
     Prompt(String),
     /// `resources/read` or subscription of a URI that matches.
     Resource(String),
+    /// Every call that the named authorization rule allowed (`conditions.rate` on a rule): the
+    /// limit then follows the rule's hosts, scopes and conditions exactly.
+    Rule(RuleId),
     /// Every request.
     Any,
 }
@@ -184,6 +189,7 @@ pub trait RateLimiter: Debug + Send + Sync {
         &self,
         identity: &Identity,
         action: &Action<'_>,
+        allowed_by: Option<&RuleId>,
         cx: &RequestContext,
     ) -> Result<(), RateLimitError>;
 }
@@ -194,9 +200,10 @@ impl<T: RateLimiter + ?Sized> RateLimiter for Arc<T> {
         &self,
         identity: &Identity,
         action: &Action<'_>,
+        allowed_by: Option<&RuleId>,
         cx: &RequestContext,
     ) -> Result<(), RateLimitError> {
-        (**self).check(identity, action, cx).await
+        (**self).check(identity, action, allowed_by, cx).await
     }
 }
 
@@ -204,6 +211,8 @@ impl<T: RateLimiter + ?Sized> RateLimiter for Arc<T> {
 pub(crate) struct RuleIndex<L> {
     exact_tools: std::collections::HashMap<String, Vec<usize>>,
     exact_prompts: std::collections::HashMap<String, Vec<usize>>,
+    /// Rules that follow an authorization rule, by its id.
+    by_rule: std::collections::HashMap<String, Vec<usize>>,
     /// Rules with globs, resources, and `Any`: checked by matching.
     scanned: Vec<usize>,
     pub(crate) rules: Vec<(RateRule, crate::glob::Glob, L)>,
@@ -225,6 +234,7 @@ impl<L> RuleIndex<L> {
         let mut index = RuleIndex {
             exact_tools: Default::default(),
             exact_prompts: Default::default(),
+            by_rule: Default::default(),
             scanned: Vec::new(),
             rules: Vec::new(),
         };
@@ -233,9 +243,15 @@ impl<L> RuleIndex<L> {
             let pattern = match &rule.target {
                 Target::Tool(p) | Target::Prompt(p) | Target::Resource(p) => p.as_str(),
                 Target::Any => "**",
+                Target::Rule(_) => "**",
             };
             let glob = crate::glob::Glob::new(pattern)?;
             match (&rule.target, glob.is_literal()) {
+                (Target::Rule(id), _) => index
+                    .by_rule
+                    .entry(id.as_str().to_owned())
+                    .or_default()
+                    .push(i),
                 (Target::Tool(name), true) => {
                     index.exact_tools.entry(name.clone()).or_default().push(i)
                 }
@@ -255,8 +271,21 @@ impl<L> RuleIndex<L> {
     pub(crate) fn try_each<'s, E>(
         &'s self,
         action: &Action<'_>,
+        allowed_by: Option<&RuleId>,
         mut f: impl FnMut(&'s RateRule, &'s L) -> Result<(), E>,
     ) -> Result<(), E> {
+        if let Some(rule) = allowed_by {
+            for &i in self
+                .by_rule
+                .get(rule.as_str())
+                .map(Vec::as_slice)
+                .unwrap_or_default()
+            {
+                if let Some((rate, _, limiter)) = self.rules.get(i) {
+                    f(rate, limiter)?;
+                }
+            }
+        }
         let (exact, name) = match *action {
             Action::CallTool { name, .. } => (self.exact_tools.get(name), Some(name)),
             Action::GetPrompt { name, .. } => (self.exact_prompts.get(name), Some(name)),
@@ -277,6 +306,7 @@ impl<L> RuleIndex<L> {
             };
             let hit = match (&rule.target, kind, name) {
                 (Target::Any, _, _) => true,
+                (Target::Rule(_), _, _) => false,
                 (Target::Tool(_), Kind::Tool, Some(n))
                 | (Target::Prompt(_), Kind::Prompt, Some(n))
                 | (Target::Resource(_), Kind::Resource, Some(n)) => glob.matches(n),

@@ -9,6 +9,7 @@ use tokio::sync::OnceCell;
 
 use super::{RateLimitError, RateLimiter, RateRule, RuleIndex};
 use crate::context::{Identity, RequestContext};
+use crate::decision::RuleId;
 use crate::glob::GlobError;
 use crate::message::Action;
 
@@ -146,11 +147,12 @@ impl RateLimiter for RedisRateLimiter {
         &self,
         identity: &Identity,
         action: &Action<'_>,
+        allowed_by: Option<&RuleId>,
         _cx: &RequestContext,
     ) -> Result<(), RateLimitError> {
         let mut rules: Vec<&RateRule> = Vec::new();
         // try_each is synchronous; collect the applicable rules, then do the round trips.
-        let _ = self.index.try_each::<()>(action, |rule, ()| {
+        let _ = self.index.try_each::<()>(action, allowed_by, |rule, ()| {
             rules.push(rule);
             Ok(())
         });

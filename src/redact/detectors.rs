@@ -162,7 +162,9 @@ impl Detector {
             Detector::CreditCard => r"[2-6](?:[ \t.\-]{0,2}[0-9]){12,18}",
             Detector::UsSsn => r"(?-u:\b)[0-9]{3}([- ])[0-9]{2}[- ][0-9]{4}(?-u:\b)",
             Detector::Email => {
-                r"[\p{L}\p{N}._%+\-]+@[\p{L}\p{N}\-]+(?:\.[\p{L}\p{N}\-]+)*\.\p{L}{2,}"
+                // Every repetition is bounded (RFC 5321 lengths): an unbounded one lets a long run
+                // of digits or letters cost the scan quadratic time.
+                r#"[^\s@<>()\[\]\\,;:"'`]{1,64}@[^\s@.<>()\[\]\\,;:"'`]{1,63}(?:\.[^\s@.<>()\[\]\\,;:"'`]{1,63}){0,8}\.[^\s@.<>()\[\]\\,;:"'`0-9\-]{2,24}"#
             }
             Detector::Phone => {
                 r"(?:\+[1-9][0-9]{0,3}(?:[ .\-]?\(?[0-9]{1,4}\)?){2,5}|\(?[2-9][0-9]{2}\)?[ .\-][2-9][0-9]{2}[ .\-][0-9]{4})"
@@ -194,7 +196,7 @@ impl Detector {
             Detector::StripeKey => r"(?-u:\b)(?:sk|rk)_(?:live|test)_[0-9A-Za-z]{10,99}(?-u:\b)",
             Detector::GcpApiKey => r"(?-u:\b)AIza[0-9A-Za-z_\-]{35}",
             Detector::Jwt => {
-                r"(?-u:\b)eyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{2,}\.[A-Za-z0-9_\-]{8,}"
+                r"(?-u:\b)eyJ[A-Za-z0-9_\-]{8,1024}\.eyJ[A-Za-z0-9_\-]{2,4096}\.[A-Za-z0-9_\-]{8,1024}"
             }
             Detector::PrivateKey => {
                 r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----[\s\S]*?-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----"
@@ -271,7 +273,9 @@ impl Detector {
                 std::iter::once(candidate.len())
                     .chain(separators)
                     .find(|&end| {
-                        !digit(after(m.start + end)) && candidate.get(..end).is_some_and(valid)
+                        // Not glued to what follows (a digit, a letter, an address's colon).
+                        let next = after(m.start + end);
+                        !alnum(next) && next != Some(':') && candidate.get(..end).is_some_and(valid)
                     })
                     .map(|end| (m.start, m.start + end))
             }
@@ -344,7 +348,16 @@ impl Detector {
                 let skip = rest.len() - rest.trim_start_matches([' ', '\t', '"', '\'']).len();
                 let start = m.start + op + 1 + skip;
                 let value = text.get(start..m.end)?;
-                looks_random(value).then_some((start, m.end))
+                if !looks_random(value) {
+                    return None;
+                }
+                // The pattern stops at 200 characters or at a character it does not expect; the
+                // secret goes on to the end of the token.
+                let tail = text.get(m.end..).unwrap_or_default();
+                let more = tail
+                    .find(|c: char| c.is_whitespace() || "\"',;)}]<>".contains(c))
+                    .unwrap_or(tail.len());
+                Some((start, m.end + more))
             }
             Detector::AwsAccessKey
             | Detector::GithubToken

@@ -193,12 +193,15 @@ impl PatternRedactor {
             Kind::Builtin(Detector::Email) => {
                 // The leftmost match can start inside a longer local part that an earlier,
                 // failed candidate covered: widen it so no prefix of the address survives.
+                // Bounded like the local part itself (64), so the widening stays linear.
                 let mut start = m.start;
+                let mut widened = 0;
                 while let Some(c) = text.get(..start).and_then(|s| s.chars().next_back()) {
-                    if !(c.is_alphanumeric() || "._%+-".contains(c)) {
+                    if widened >= 64 || !(c.is_alphanumeric() || "._%+-".contains(c)) {
                         break;
                     }
                     start -= c.len_utf8();
+                    widened += 1;
                 }
                 Some((start, m.end))
             }

@@ -491,6 +491,23 @@ impl<H: ServerHandler> SecureServer<H> {
         report
     }
 
+    /// Redacts tool or prompt arguments in place when the policy asks for it, after the checks
+    /// ran on the real values: the handler never sees sensitive values the caller sent.
+    fn redact_arguments(
+        &self,
+        args: Option<&mut serde_json::Map<String, serde_json::Value>>,
+    ) -> RedactionReport {
+        let Some(args) = args.filter(|_| self.layer.redacts_arguments()) else {
+            return RedactionReport::default();
+        };
+        let mut value = serde_json::Value::Object(std::mem::take(args));
+        let report = self.layer.redact_value(&mut value);
+        if let serde_json::Value::Object(redacted) = value {
+            *args = redacted;
+        }
+        report
+    }
+
     /// Redacts every string of `value` through its JSON form. A value that cannot make the
     /// round trip is not sent: the caller gets an internal error instead (fail closed).
     fn redact_json<T>(&self, value: &mut T) -> Result<RedactionReport, McpError>
@@ -618,7 +635,7 @@ impl<H: ServerHandler> ServerHandler for SecureServer<H> {
 
     async fn get_prompt(
         &self,
-        request: GetPromptRequestParams,
+        mut request: GetPromptRequestParams,
         mut context: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, McpError> {
         let cx = self.context(Some(&context.id));
@@ -629,15 +646,16 @@ impl<H: ServerHandler> ServerHandler for SecureServer<H> {
             };
             self.admit(&action, cx, &mut context.extensions).await?
         };
+        let from_arguments = self.redact_arguments(request.arguments.as_mut());
         let mut result = self.inner.get_prompt(request, context).await;
-        let mut report = RedactionReport::default();
+        let mut report = from_arguments;
         match result.as_mut() {
             Ok(GetPromptResponse::Complete(r)) => match self.redact_json(r) {
-                Ok(found) => report = found,
+                Ok(found) => report.merge(&found),
                 Err(e) => result = Err(e),
             },
             Ok(GetPromptResponse::InputRequired(r)) => match self.redact_json(r) {
-                Ok(found) => report = found,
+                Ok(found) => report.merge(&found),
                 Err(e) => result = Err(e),
             },
             Ok(_) | Err(_) => {}
@@ -834,30 +852,21 @@ impl<H: ServerHandler> ServerHandler for SecureServer<H> {
             Err(d) => return Err(wire_error(&action, &d)),
         };
         context.extensions.insert(pending.identity().clone());
-        if self.layer.redacts_arguments()
-            && let Some(args) = request.arguments.as_mut()
-        {
-            // The handler never sees sensitive values the caller sent.
-            let mut value = serde_json::Value::Object(std::mem::take(args));
-            self.layer.redact_value(&mut value);
-            if let serde_json::Value::Object(redacted) = value {
-                *args = redacted;
-            }
-        }
+        let from_arguments = self.redact_arguments(request.arguments.as_mut());
         let mut result = self.inner.call_tool(request, context).await;
-        let mut report = RedactionReport::default();
+        let mut report = from_arguments;
         match result.as_mut() {
-            Ok(CallToolResponse::Complete(r)) => report = self.redact_tool_result(r),
+            Ok(CallToolResponse::Complete(r)) => report.merge(&self.redact_tool_result(r)),
             // Input requests and task handles carry text too.
             Ok(CallToolResponse::InputRequired(r)) => match self.redact_json(r) {
-                Ok(found) => report = found,
+                Ok(found) => report.merge(&found),
                 Err(e) => result = Err(e),
             },
             Ok(CallToolResponse::Task(r)) => {
                 // Only the identity that created a task may read, update or cancel it.
                 self.tasks.record(&r.task.task_id, pending.identity());
                 match self.redact_json(r) {
-                    Ok(found) => report = found,
+                    Ok(found) => report.merge(&found),
                     Err(e) => result = Err(e),
                 }
             }

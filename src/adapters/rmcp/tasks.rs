@@ -39,7 +39,9 @@ impl TaskOwners {
             Arc::from(identity.host()),
             identity.subject_shared().clone(),
         );
-        if o.by_id.insert(id.to_owned(), owner).is_none() {
+        // The first creator keeps a task id: a handler reusing an id cannot hand it over.
+        if !o.by_id.contains_key(id) {
+            o.by_id.insert(id.to_owned(), owner);
             o.order.push_back(id.to_owned());
         }
         while o.order.len() > self.capacity {
