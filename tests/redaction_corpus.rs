@@ -253,6 +253,11 @@ fn corpus_precision_and_recall() {
     for t in NEGATIVES {
         samples.push(((*t).into(), vec![]));
     }
+    // An address with a port.
+    samples.push((
+        "connect to 10.1.2.3:5432 now".into(),
+        vec![("IP_ADDRESS".into(), "10.1.2.3".into())],
+    ));
     // A mixed line with several values at once.
     samples.push((
         "Jane (jane.doe@example.com, 415-555-2671) paid with 4111 1111 1111 1111 from 203.0.113.42"

@@ -291,8 +291,16 @@ impl Detector {
                 let dotted_before = b == Some('.')
                     && m.start > 0
                     && before(m.start - 1).is_some_and(|c| c.is_ascii_alphanumeric());
+                // An IPv4 address may carry a port (`10.1.2.3:5432`); anything else glued on with
+                // a colon is part of a longer token.
+                let port = !candidate.contains(':')
+                    && a == Some(':')
+                    && text
+                        .get(m.end + 1..)
+                        .and_then(|s| s.chars().next())
+                        .is_some_and(|c| c.is_ascii_digit());
                 if b.is_some_and(|c| c.is_ascii_alphanumeric() || c == ':')
-                    || a.is_some_and(|c| c.is_ascii_alphanumeric() || c == ':')
+                    || a.is_some_and(|c| c.is_ascii_alphanumeric() || (c == ':' && !port))
                     || dotted_on
                     || dotted_before
                 {
