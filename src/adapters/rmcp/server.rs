@@ -360,11 +360,10 @@ impl<H: ServerHandler> SecureServer<H> {
         let pending = self.admit(&action, cx, &mut context.extensions).await?;
         let mut result = call(&self.inner, context).await;
         let mut report = RedactionReport::default();
-        if let Ok(value) = result.as_mut() {
-            match self.redact_json(value) {
-                Ok(found) => report = found,
-                Err(e) => result = Err(e),
-            }
+        if let Ok(value) = result.as_mut()
+            && let Err(e) = self.redact_json(value, &mut report)
+        {
+            result = Err(e);
         }
         pending.finish(result, report).await
     }
@@ -397,11 +396,10 @@ impl<H: ServerHandler> SecureServer<H> {
         }
         let mut result = call(&self.inner, context).await;
         let mut report = RedactionReport::default();
-        if let Ok(value) = result.as_mut() {
-            match self.redact_json(value) {
-                Ok(found) => report = found,
-                Err(e) => result = Err(e),
-            }
+        if let Ok(value) = result.as_mut()
+            && let Err(e) = self.redact_json(value, &mut report)
+        {
+            result = Err(e);
         }
         pending.finish(result, report).await
     }
@@ -510,20 +508,21 @@ impl<H: ServerHandler> SecureServer<H> {
 
     /// Redacts every string of `value` through its JSON form. A value that cannot make the
     /// round trip is not sent: the caller gets an internal error instead (fail closed).
-    fn redact_json<T>(&self, value: &mut T) -> Result<RedactionReport, McpError>
+    fn redact_json<T>(&self, value: &mut T, report: &mut RedactionReport) -> Result<(), McpError>
     where
         T: serde::Serialize + serde::de::DeserializeOwned,
     {
         if !self.layer.redacts() {
-            return Ok(RedactionReport::default());
+            return Ok(());
         }
         let unredactable = || McpError::internal_error("result could not be redacted", None);
         let mut json = serde_json::to_value(&*value).map_err(|_| unredactable())?;
-        let report = self.layer.redact_value(&mut json);
-        if !report.is_empty() {
+        let found = self.layer.redact_value(&mut json);
+        if !found.is_empty() {
             *value = serde_json::from_value(json).map_err(|_| unredactable())?;
+            report.merge(&found);
         }
-        Ok(report)
+        Ok(())
     }
 
     fn redact_tool_result(&self, r: &mut CallToolResult) -> RedactionReport {
@@ -649,16 +648,13 @@ impl<H: ServerHandler> ServerHandler for SecureServer<H> {
         let from_arguments = self.redact_arguments(request.arguments.as_mut());
         let mut result = self.inner.get_prompt(request, context).await;
         let mut report = from_arguments;
-        match result.as_mut() {
-            Ok(GetPromptResponse::Complete(r)) => match self.redact_json(r) {
-                Ok(found) => report.merge(&found),
-                Err(e) => result = Err(e),
-            },
-            Ok(GetPromptResponse::InputRequired(r)) => match self.redact_json(r) {
-                Ok(found) => report.merge(&found),
-                Err(e) => result = Err(e),
-            },
-            Ok(_) | Err(_) => {}
+        let redacted = match result.as_mut() {
+            Ok(GetPromptResponse::Complete(r)) => self.redact_json(r, &mut report),
+            Ok(GetPromptResponse::InputRequired(r)) => self.redact_json(r, &mut report),
+            Ok(_) | Err(_) => Ok(()),
+        };
+        if let Err(e) = redacted {
+            result = Err(e);
         }
         pending.finish(result, report).await
     }
@@ -737,10 +733,11 @@ impl<H: ServerHandler> ServerHandler for SecureServer<H> {
         let mut report = RedactionReport::default();
         match result.as_mut() {
             Ok(ReadResourceResponse::Complete(r)) => report = self.redact_contents(&mut r.contents),
-            Ok(ReadResourceResponse::InputRequired(r)) => match self.redact_json(r) {
-                Ok(found) => report = found,
-                Err(e) => result = Err(e),
-            },
+            Ok(ReadResourceResponse::InputRequired(r)) => {
+                if let Err(e) = self.redact_json(r, &mut report) {
+                    result = Err(e);
+                }
+            }
             Ok(_) | Err(_) => {}
         }
         pending.finish(result, report).await
@@ -858,16 +855,16 @@ impl<H: ServerHandler> ServerHandler for SecureServer<H> {
         match result.as_mut() {
             Ok(CallToolResponse::Complete(r)) => report.merge(&self.redact_tool_result(r)),
             // Input requests and task handles carry text too.
-            Ok(CallToolResponse::InputRequired(r)) => match self.redact_json(r) {
-                Ok(found) => report.merge(&found),
-                Err(e) => result = Err(e),
-            },
+            Ok(CallToolResponse::InputRequired(r)) => {
+                if let Err(e) = self.redact_json(r, &mut report) {
+                    result = Err(e);
+                }
+            }
             Ok(CallToolResponse::Task(r)) => {
                 // Only the identity that created a task may read, update or cancel it.
                 self.tasks.record(&r.task.task_id, pending.identity());
-                match self.redact_json(r) {
-                    Ok(found) => report.merge(&found),
-                    Err(e) => result = Err(e),
+                if let Err(e) = self.redact_json(r, &mut report) {
+                    result = Err(e);
                 }
             }
             Ok(_) | Err(_) => {}
