@@ -37,8 +37,9 @@
 //! frame limits, authentication, authorization, rate limits, validation, the handler,
 //! redaction, audit.
 //! Each stage is a component behind a trait ([`authn::Authenticator`], [`authz::Authorizer`],
-//! [`validate::InputValidator`], [`redact::Redactor`], [`audit::AuditSink`]; hosts also get
-//! [`provenance::ProvenanceVerifier`]), composed by [`SecurityLayer`]. Deny by default, fail
+//! [`ratelimit::RateLimiter`], [`validate::InputValidator`], [`redact::Redactor`],
+//! [`audit::AuditSink`]; hosts also get [`provenance::ProvenanceVerifier`]), composed by
+//! [`SecurityLayer`]. Deny by default, fail
 //! closed, audit every decision, never echo a secret.
 //!
 //! # Feature flags
@@ -46,6 +47,7 @@
 //! |---|---|---|
 //! | `rmcp` | yes | [`adapters::rmcp::SecureServer`], wrapping any rmcp `ServerHandler` |
 //! | `cli` | no | the `mcp-security` command-line tool |
+//! | `redis` | no | [`ratelimit::RedisRateLimiter`]: rate limits shared by replicas through Redis |
 //!
 //! # Untrusted input and panics
 //! Every parser here ([`Message::parse`], the policy file, URIs, arguments) returns an error

@@ -1,4 +1,4 @@
-//! The rmcp adapter: [`SecureServer`] wraps any rmcp [`ServerHandler`].
+//! The rmcp adapter: [`SecureServer`] wraps any rmcp [`ServerHandler`](::rmcp::ServerHandler).
 //!
 //! rmcp has no middleware trait, so the wrapper implements every `ServerHandler` method
 //! ([`FORWARDED_METHODS`] lists them; a test compares that list with the rmcp source in
