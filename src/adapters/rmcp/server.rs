@@ -472,19 +472,10 @@ impl<H: ServerHandler> SecureServer<H> {
     where
         T: serde::Serialize + serde::de::DeserializeOwned,
     {
-        if !self.layer.redacts() {
-            return RedactionReport::default();
-        }
         let mut report = RedactionReport::default();
-        match serde_json::to_value(&*value) {
-            Ok(mut json) => {
-                report = self.layer.redact_value(&mut json);
-                if !report.is_empty() {
-                    *value = serde_json::from_value(json).unwrap_or_else(|_| fallback());
-                }
-            }
-            // Not readable as JSON, so not checkable: replaced rather than sent unchecked.
-            Err(_) => *value = fallback(),
+        // Not readable as JSON, so not checkable: replaced rather than sent unchecked.
+        if self.redact_json(value, &mut report).is_err() {
+            *value = fallback();
         }
         report
     }
@@ -519,8 +510,10 @@ impl<H: ServerHandler> SecureServer<H> {
         let mut json = serde_json::to_value(&*value).map_err(|_| unredactable())?;
         let found = self.layer.redact_value(&mut json);
         if !found.is_empty() {
-            *value = serde_json::from_value(json).map_err(|_| unredactable())?;
+            // Counted even when the value then cannot be rebuilt: it was found, and the caller
+            // withholds or replaces the value rather than sending it.
             report.merge(&found);
+            *value = serde_json::from_value(json).map_err(|_| unredactable())?;
         }
         Ok(())
     }
