@@ -47,7 +47,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use arc_swap::ArcSwap;
 use std::time::Instant;
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use crate::audit::{AuditEvent, AuditFailureMode, AuditOutcome, AuditSink};
 use crate::authn::{Authenticator, AuthnError};
@@ -58,7 +58,7 @@ use crate::message::{Action, Message, MessageError};
 use crate::provenance::ProvenanceVerifier;
 use crate::ratelimit::{RateLimitError, RateLimiter};
 use crate::redact::{Classification, Classifier, Redacted, RedactionReport, Redactor};
-use crate::validate::{Frame, InputValidator};
+use crate::validate::{ArgumentsOf, Frame, InputValidator, ToolSchema};
 
 #[derive(Debug)]
 pub(crate) struct Inner {
@@ -610,6 +610,36 @@ impl SecurityLayer {
     /// Whether tool and prompt arguments are redacted before the handler sees them.
     pub fn redacts_arguments(&self) -> bool {
         self.current.load().redact_arguments
+    }
+
+    /// Rewrites the arguments of an admitted `tools/call` or `prompts/get` before the handler
+    /// sees them: every validator's rewrites (invisible characters stripped when the policy
+    /// says `strip`, HTML escaped where an argument asks for it). Call it after
+    /// [`admit`](Self::admit) allowed the request.
+    pub fn rewrite_arguments(&self, target: ArgumentsOf<'_>, args: &mut Map<String, Value>) {
+        for v in &self.current.load().validators {
+            v.rewrite_arguments(target, args);
+        }
+    }
+
+    /// Tells the validators which tools the server declares (on every `tools/list` the server
+    /// answers, before filtering), so tool arguments are checked against each tool's own
+    /// input schema.
+    pub fn observe_tools(&self, tools: &[ToolSchema<'_>]) {
+        for v in &self.current.load().validators {
+            v.observe_tools(tools);
+        }
+    }
+
+    /// Whether a validator needs the schema of tool `name` and has not seen it: the adapter
+    /// then fetches the handler's tool definition and passes it to
+    /// [`observe_tools`](Self::observe_tools) before admitting the call.
+    pub fn needs_tool_schema(&self, name: &str) -> bool {
+        self.current
+            .load()
+            .validators
+            .iter()
+            .any(|v| v.needs_tool_schema(name))
     }
 
     /// Redacts `text`; `None` when nothing was found (or no redactor is configured).

@@ -109,6 +109,14 @@ pub(super) struct ArgSpec {
     pub(super) max_length: Option<usize>,
     pub(super) allowed_values: Option<Vec<toml::Value>>,
     pub(super) pattern: Option<String>,
+    pub(super) kind: Option<String>,
+    pub(super) allowed_characters: Option<String>,
+    #[serde(default)]
+    pub(super) disallowed_patterns: Vec<String>,
+    #[serde(default)]
+    pub(super) reject: Vec<String>,
+    #[serde(default)]
+    pub(super) escape_html: bool,
 }
 
 /// Conditions on an allow rule.
@@ -213,10 +221,33 @@ pub(super) struct RateLimit {
 pub(super) struct Validation {
     pub(super) max_frame_bytes: Option<usize>,
     pub(super) max_depth: Option<usize>,
+    pub(super) max_string_bytes: Option<usize>,
+    pub(super) max_array_len: Option<usize>,
+    pub(super) max_arguments: Option<usize>,
+    pub(super) invisible: Option<String>,
     #[serde(default)]
     pub(super) schemes: Vec<String>,
     #[serde(default)]
     pub(super) roots: Vec<String>,
+    pub(super) resolve_symlinks: Option<bool>,
+    pub(super) tool_schemas: Option<String>,
+    pub(super) infer_argument_kinds: Option<bool>,
+    #[serde(default)]
+    pub(super) urls: Urls,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Urls {
+    pub(super) schemes: Option<Vec<String>>,
+    #[serde(default)]
+    pub(super) allow_private: bool,
+    #[serde(default)]
+    pub(super) allowed_hosts: Vec<String>,
+    #[serde(default)]
+    pub(super) blocked_hosts: Vec<String>,
+    #[serde(default)]
+    pub(super) resolve: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]

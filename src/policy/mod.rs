@@ -42,7 +42,8 @@ use crate::redact::{
     Validator,
 };
 use crate::validate::{
-    ArgumentConstraints, ArgumentRule, ArgumentType, FrameLimits, ResourceUriValidator,
+    ArgumentConstraints, ArgumentKind, ArgumentRule, ArgumentType, FrameLimits, Invisible,
+    PathGuard, ResourceUriValidator, RuleSet, SsrfGuard, SystemResolver, ToolSchemas,
 };
 
 /// The environment variable a stdio server reads its caller's API key from when the policy does
@@ -232,6 +233,7 @@ pub struct Policy {
     frame: FrameLimits,
     uris: ResourceUriValidator,
     arguments: Option<ArgumentConstraints>,
+    schemas: Option<ToolSchemas>,
     redactor: Option<PatternRedactor>,
     classifier: Option<Classifier>,
     redact_arguments: bool,
@@ -380,22 +382,22 @@ impl Policy {
         let rate_limits = rate_backend(&f.rate_limit, rates)?;
 
         let v = &f.validation;
-        let defaults = FrameLimits::default();
-        let frame = FrameLimits::new(
-            v.max_frame_bytes.unwrap_or(defaults.max_bytes()),
-            v.max_depth.unwrap_or(defaults.max_depth()),
-        );
-        for (j, root) in v.roots.iter().enumerate() {
-            if !root.starts_with('/') || root.split('/').any(|s| s == "..") {
+        let (frame, uris, paths, urls) = validation(v)?;
+        let constraints = constraints
+            .with_path_guard(paths.clone())
+            .with_url_guard(urls.clone());
+        let schemas = match v.tool_schemas.as_deref() {
+            Some("off") => None,
+            None | Some("when_declared") => Some(ToolSchemas::new(paths, urls)),
+            Some("required") => Some(ToolSchemas::new(paths, urls).require_schema(true)),
+            Some(_) => {
                 return Err(invalid(
-                    format!("validation.roots[{j}]"),
-                    "must be an absolute path without `..`",
+                    "validation.tool_schemas",
+                    "must be \"when_declared\", \"required\" or \"off\"",
                 ));
             }
         }
-        let uris = ResourceUriValidator::new()
-            .with_schemes(v.schemes.iter().cloned())
-            .with_roots(v.roots.iter().cloned());
+        .map(|s| s.infer_argument_kinds(v.infer_argument_kinds.unwrap_or(true)));
 
         let (redactor, classifier) = redaction(&f.redaction, base)?;
         // A clearance for a host nobody authenticates as is a typo that would leave the real
@@ -440,6 +442,7 @@ impl Policy {
             frame,
             uris,
             arguments: (!constraints.is_empty()).then_some(constraints),
+            schemas,
             redactor,
             classifier,
             redact_arguments: f.redaction.arguments,
@@ -467,6 +470,9 @@ impl Policy {
         b = b.validator(self.frame).validator(self.uris.clone());
         if let Some(c) = &self.arguments {
             b = b.validator(c.clone());
+        }
+        if let Some(s) = &self.schemas {
+            b = b.validator(s.clone());
         }
         if let Some(r) = &self.redactor {
             b = b.redactor(r.clone());
@@ -536,6 +542,75 @@ impl Policy {
     }
 }
 
+/// The `[validation]` table: frame limits, the URI validator, and the path and URL guards that
+/// resource URIs, declared argument kinds and inferred argument kinds share.
+fn validation(
+    v: &file::Validation,
+) -> Result<
+    (
+        FrameLimits,
+        ResourceUriValidator,
+        Arc<PathGuard>,
+        Arc<SsrfGuard>,
+    ),
+    PolicyError,
+> {
+    let defaults = FrameLimits::default();
+    let max_bytes = v.max_frame_bytes.unwrap_or(defaults.max_bytes());
+    let invisible = match v.invisible.as_deref() {
+        None => Invisible::Refuse,
+        Some(s) => Invisible::parse(s).ok_or_else(|| {
+            invalid(
+                "validation.invisible",
+                "must be \"refuse\", \"strip\" or \"allow\"",
+            )
+        })?,
+    };
+    let mut frame = FrameLimits::new(max_bytes, v.max_depth.unwrap_or(defaults.max_depth()))
+        .with_invisible(invisible);
+    if let Some(n) = v.max_string_bytes {
+        frame = frame.with_max_string_bytes(n);
+    }
+    if let Some(n) = v.max_array_len {
+        frame = frame.with_max_array_len(n);
+    }
+    if let Some(n) = v.max_arguments {
+        frame = frame.with_max_arguments(n);
+    }
+    for (j, root) in v.roots.iter().enumerate() {
+        if !root.starts_with('/') || root.split('/').any(|s| s == "..") {
+            return Err(invalid(
+                format!("validation.roots[{j}]"),
+                "must be an absolute path without `..`",
+            ));
+        }
+    }
+    let paths = if v.roots.is_empty() {
+        PathGuard::unconfined()
+    } else {
+        PathGuard::new(v.roots.iter()).resolve_symlinks(v.resolve_symlinks.unwrap_or(true))
+    };
+    let paths = Arc::new(paths);
+    let uris = ResourceUriValidator::new()
+        .with_schemes(v.schemes.iter().cloned())
+        .with_path_guard(paths.clone());
+    let u = &v.urls;
+    let mut urls = SsrfGuard::new()
+        .allow_private(u.allow_private)
+        .with_allowed_hosts(u.allowed_hosts.iter().cloned())
+        .with_blocked_hosts(u.blocked_hosts.iter().cloned());
+    if let Some(schemes) = &u.schemes {
+        if schemes.is_empty() {
+            return Err(invalid("validation.urls.schemes", "must not be empty"));
+        }
+        urls = urls.with_schemes(schemes.iter().cloned());
+    }
+    if u.resolve {
+        urls = urls.with_resolver(Arc::new(SystemResolver));
+    }
+    Ok((frame, uris, paths, Arc::new(urls)))
+}
+
 fn argument_rules(
     at: &str,
     specs: &BTreeMap<String, file::ArgSpec>,
@@ -586,6 +661,39 @@ fn argument_rules(
             r = r
                 .with_pattern(p)
                 .map_err(|_| invalid(at("pattern"), "is not a valid regular expression"))?;
+        }
+        if let Some(k) = &s.kind {
+            let kind = ArgumentKind::parse(k)
+                .ok_or_else(|| invalid(at("kind"), "must be \"path\" or \"url\""))?;
+            r = r.with_kind(kind);
+        }
+        if let Some(c) = &s.allowed_characters {
+            r = r.with_allowed_characters(c).map_err(|_| {
+                invalid(
+                    at("allowed_characters"),
+                    "is not a valid character class (e.g. \"A-Za-z0-9_.-\")",
+                )
+            })?;
+        }
+        for (j, p) in s.disallowed_patterns.iter().enumerate() {
+            r = r.with_disallowed_pattern(p).map_err(|_| {
+                invalid(
+                    at(&format!("disallowed_patterns[{j}]")),
+                    "is not a valid regular expression",
+                )
+            })?;
+        }
+        for (j, set) in s.reject.iter().enumerate() {
+            let set = RuleSet::parse(set).ok_or_else(|| {
+                invalid(
+                    at(&format!("reject[{j}]")),
+                    "must be \"sql_injection\", \"shell_metacharacters\" or \"argument_injection\"",
+                )
+            })?;
+            r = r.rejecting(set);
+        }
+        if s.escape_html {
+            r = r.escaping_html();
         }
         rules.push(r);
     }

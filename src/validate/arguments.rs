@@ -6,7 +6,8 @@ use std::sync::Arc;
 use regex::Regex;
 use serde_json::{Map, Value};
 
-use super::{InputValidator, ValidationError};
+use super::sanitize::{self, RuleSet};
+use super::{ArgumentsOf, InputValidator, PathGuard, SsrfGuard, ValidationError, unicode};
 use crate::context::{Identity, RequestContext};
 use crate::message::Action;
 
@@ -100,6 +101,108 @@ pub enum ConstraintError {
     /// Its name is request data, so it is not repeated.
     #[error("an argument is not allowed for this tool")]
     Unexpected,
+    /// A path argument that is malformed or leaves the allowed roots.
+    #[error("argument `{name}`: {problem}")]
+    Path {
+        /// The argument.
+        name: Arc<str>,
+        /// What is wrong with the path.
+        problem: &'static str,
+    },
+    /// A URL argument the SSRF guard refuses.
+    #[error("argument `{name}`: {problem}")]
+    Url {
+        /// The argument.
+        name: Arc<str>,
+        /// What is wrong with the URL.
+        problem: &'static str,
+    },
+    /// A character outside the argument's allowed characters.
+    #[error("argument `{0}` contains characters that are not allowed")]
+    Characters(Arc<str>),
+    /// A value matching a disallowed pattern.
+    #[error("argument `{0}` matches a disallowed pattern")]
+    Disallowed(Arc<str>),
+    /// A value falling in a built-in rule set (SQL injection, shell metacharacters, ...).
+    #[error("argument `{name}` {what}")]
+    RuleSet {
+        /// The argument.
+        name: Arc<str>,
+        /// What the value looks like.
+        what: &'static str,
+    },
+    /// A value that breaks the tool's own input schema.
+    #[error("argument `{name}` does not satisfy the tool's input schema ({keyword})")]
+    Schema {
+        /// Where in the arguments (a JSON Pointer without the leading `/`).
+        name: Arc<str>,
+        /// The schema keyword that failed (`type`, `maxLength`, `required`, ...).
+        keyword: Arc<str>,
+    },
+}
+
+/// What an argument holds, when it is something the server will use to reach a resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ArgumentKind {
+    /// A file system path: checked by the [`PathGuard`] (shape, roots, symlinks).
+    Path,
+    /// A URL the server will fetch: checked by the [`SsrfGuard`]. A `file:` URL is refused
+    /// unless the guard allows the scheme, and is then checked as a path.
+    Url,
+}
+
+impl ArgumentKind {
+    /// Parses the policy spelling (`"path"`, `"url"`).
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "path" => ArgumentKind::Path,
+            "url" => ArgumentKind::Url,
+            _ => return None,
+        })
+    }
+
+    /// Checks `value` (a string, or an array of strings) as this kind of argument.
+    pub(crate) fn check(
+        self,
+        name: &Arc<str>,
+        value: &Value,
+        paths: &PathGuard,
+        urls: &SsrfGuard,
+    ) -> Result<(), ConstraintError> {
+        let one = |s: &str| match self {
+            ArgumentKind::Path => paths.check(s).map_err(|problem| ConstraintError::Path {
+                name: name.clone(),
+                problem,
+            }),
+            ArgumentKind::Url => {
+                let r = match s.get(..5) {
+                    Some(p) if p.eq_ignore_ascii_case("file:") && urls.allows_scheme("file") => {
+                        crate::validate::uri::file_uri_path(s).and_then(|p| paths.check_decoded(&p))
+                    }
+                    _ => urls.check(s),
+                };
+                r.map_err(|problem| ConstraintError::Url {
+                    name: name.clone(),
+                    problem,
+                })
+            }
+        };
+        match value {
+            Value::String(s) => one(s),
+            Value::Array(items) => items.iter().try_for_each(|v| match v {
+                Value::String(s) => one(s),
+                _ => Err(ConstraintError::WrongType {
+                    name: name.clone(),
+                    expected: "a string or an array of strings",
+                }),
+            }),
+            _ => Err(ConstraintError::WrongType {
+                name: name.clone(),
+                expected: "a string or an array of strings",
+            }),
+        }
+    }
 }
 
 /// Where an argument is: a top-level name, or a JSON Pointer into the arguments object.
@@ -128,6 +231,11 @@ pub struct ArgumentRule {
     max_length: Option<usize>,
     allowed_values: Option<Vec<Value>>,
     pattern: Option<Regex>,
+    kind: Option<ArgumentKind>,
+    allowed_characters: Option<Regex>,
+    disallowed: Vec<Regex>,
+    rule_sets: Vec<RuleSet>,
+    escape_html: bool,
 }
 
 impl ArgumentRule {
@@ -153,7 +261,80 @@ impl ArgumentRule {
             max_length: None,
             allowed_values: None,
             pattern: None,
+            kind: None,
+            allowed_characters: None,
+            disallowed: Vec::new(),
+            rule_sets: Vec::new(),
+            escape_html: false,
         }
+    }
+
+    /// The argument is a path or a URL, checked by the guards the constraints hold.
+    pub fn with_kind(mut self, kind: ArgumentKind) -> Self {
+        self.kind = Some(kind);
+        self
+    }
+
+    /// Every character of the value must be in `class`, the inside of a regex character class
+    /// (`"A-Za-z0-9 _.-"`).
+    ///
+    /// # Errors
+    /// [`regex::Error`] when the class does not compile.
+    pub fn with_allowed_characters(mut self, class: &str) -> Result<Self, regex::Error> {
+        self.allowed_characters = Some(Regex::new(&format!("^[{class}]*$"))?);
+        Ok(self)
+    }
+
+    /// The value must not contain a match of `pattern` anywhere (checked on its NFKC form).
+    ///
+    /// # Errors
+    /// [`regex::Error`] when the pattern does not compile.
+    pub fn with_disallowed_pattern(mut self, pattern: &str) -> Result<Self, regex::Error> {
+        self.disallowed.push(sanitize::compile(pattern)?);
+        Ok(self)
+    }
+
+    /// The value must not fall in the built-in `set` (SQL injection, shell metacharacters,
+    /// argument injection).
+    pub fn rejecting(mut self, set: RuleSet) -> Self {
+        if !self.rule_sets.contains(&set) {
+            self.rule_sets.push(set);
+        }
+        self
+    }
+
+    /// The handler receives the value with `& < > " '` escaped as HTML entities.
+    pub fn escaping_html(mut self) -> Self {
+        self.escape_html = true;
+        self
+    }
+
+    /// Whether the text rules (characters, patterns, rule sets) have anything to check.
+    fn has_text_rules(&self) -> bool {
+        self.allowed_characters.is_some()
+            || !self.disallowed.is_empty()
+            || !self.rule_sets.is_empty()
+    }
+
+    /// The text rules on one string, matched against its NFKC form without invisible
+    /// characters.
+    fn check_text(&self, s: &str) -> Result<(), ConstraintError> {
+        let form = unicode::matching_form(s);
+        if let Some(re) = &self.allowed_characters
+            && !re.is_match(&form)
+        {
+            return Err(ConstraintError::Characters(self.name.clone()));
+        }
+        if self.disallowed.iter().any(|re| re.is_match(&form)) {
+            return Err(ConstraintError::Disallowed(self.name.clone()));
+        }
+        if let Some(set) = self.rule_sets.iter().find(|set| set.matches(&form)) {
+            return Err(ConstraintError::RuleSet {
+                name: self.name.clone(),
+                what: set.describe(),
+            });
+        }
+        Ok(())
     }
 
     /// The argument must be present (the default).
@@ -169,17 +350,21 @@ impl ArgumentRule {
     }
 
     /// Checks the argument wherever its path leads in `args`.
-    fn check_in(&self, args: Option<&Map<String, Value>>) -> Result<(), ConstraintError> {
+    fn check_in(
+        &self,
+        args: Option<&Map<String, Value>>,
+        g: Guards<'_>,
+    ) -> Result<(), ConstraintError> {
         match &self.path {
-            Path::Name(n) => self.check(args.and_then(|a| a.get(&**n))),
+            Path::Name(n) => self.check(args.and_then(|a| a.get(&**n)), g),
             Path::Pointer(segs) => {
                 let Some(args) = args else {
-                    return self.check(None);
+                    return self.check(None, g);
                 };
                 let mut result = Ok(());
                 visit_args(args, segs, &mut |v| {
                     if result.is_ok() {
-                        result = self.check(v);
+                        result = self.check(v, g);
                     }
                 });
                 result
@@ -235,7 +420,7 @@ impl ArgumentRule {
         }
     }
 
-    fn check(&self, value: Option<&Value>) -> Result<(), ConstraintError> {
+    fn check(&self, value: Option<&Value>, g: Guards<'_>) -> Result<(), ConstraintError> {
         let name = || self.name.clone();
         let Some(v) = value else {
             return if self.required {
@@ -288,7 +473,95 @@ impl ArgumentRule {
                 return Err(ConstraintError::PatternMismatch(name()));
             }
         }
+        if let Some(kind) = self.kind {
+            kind.check(&self.name, v, g.paths, g.urls)?;
+        }
+        if self.has_text_rules() {
+            match v {
+                Value::String(s) => self.check_text(s)?,
+                Value::Array(items) => {
+                    for item in items {
+                        let s = item.as_str().ok_or_else(|| ConstraintError::WrongType {
+                            name: name(),
+                            expected: "a string or an array of strings",
+                        })?;
+                        self.check_text(s)?;
+                    }
+                }
+                _ => {
+                    return Err(ConstraintError::WrongType {
+                        name: name(),
+                        expected: "a string or an array of strings",
+                    });
+                }
+            }
+        }
         Ok(())
+    }
+
+    /// Applies the rule's rewrites (HTML escaping) wherever its path leads.
+    fn rewrite(&self, args: &mut Map<String, Value>) {
+        if !self.escape_html {
+            return;
+        }
+        let escape = |v: &mut Value| match v {
+            Value::String(s) => *s = sanitize::escape_html(s),
+            Value::Array(items) => {
+                for item in items {
+                    if let Value::String(s) = item {
+                        *s = sanitize::escape_html(s);
+                    }
+                }
+            }
+            _ => {}
+        };
+        match &self.path {
+            Path::Name(n) => {
+                if let Some(v) = args.get_mut(&**n) {
+                    escape(v);
+                }
+            }
+            Path::Pointer(segs) => {
+                let Some((first, rest)) = segs.split_first() else {
+                    return;
+                };
+                if first == "*" {
+                    args.values_mut().for_each(|v| visit_mut(v, rest, &escape));
+                } else if let Some(v) = args.get_mut(first.as_str()) {
+                    visit_mut(v, rest, &escape);
+                }
+            }
+        }
+    }
+}
+
+/// The guards path and URL arguments are checked with.
+#[derive(Debug, Clone, Copy)]
+struct Guards<'a> {
+    paths: &'a PathGuard,
+    urls: &'a SsrfGuard,
+}
+
+/// [`visit`] for rewriting: calls `f` on every value `segs` leads to.
+fn visit_mut(value: &mut Value, segs: &[String], f: &dyn Fn(&mut Value)) {
+    let Some((first, rest)) = segs.split_first() else {
+        f(value);
+        return;
+    };
+    match (first.as_str(), value) {
+        ("*", Value::Object(m)) => m.values_mut().for_each(|v| visit_mut(v, rest, f)),
+        ("*", Value::Array(items)) => items.iter_mut().for_each(|v| visit_mut(v, rest, f)),
+        (key, Value::Object(m)) => {
+            if let Some(v) = m.get_mut(key) {
+                visit_mut(v, rest, f);
+            }
+        }
+        (index, Value::Array(items)) => {
+            if let Some(v) = index.parse::<usize>().ok().and_then(|i| items.get_mut(i)) {
+                visit_mut(v, rest, f);
+            }
+        }
+        _ => {}
     }
 }
 
@@ -321,6 +594,8 @@ struct ToolConstraints {
 pub struct ArgumentConstraints {
     tools: HashMap<String, ToolConstraints>,
     prompts: HashMap<String, ToolConstraints>,
+    paths: Arc<PathGuard>,
+    urls: Arc<SsrfGuard>,
 }
 
 impl ArgumentConstraints {
@@ -361,6 +636,19 @@ impl ArgumentConstraints {
                 deny_unknown,
             },
         );
+        self
+    }
+
+    /// Checks arguments of kind [`ArgumentKind::Path`] with `guard` (default: shape checks
+    /// only, no roots).
+    pub fn with_path_guard(mut self, guard: Arc<PathGuard>) -> Self {
+        self.paths = guard;
+        self
+    }
+
+    /// Checks arguments of kind [`ArgumentKind::Url`] with `guard` (default: [`SsrfGuard::new`]).
+    pub fn with_url_guard(mut self, guard: Arc<SsrfGuard>) -> Self {
+        self.urls = guard;
         self
     }
 
@@ -417,9 +705,10 @@ fn visit_args<'v>(
 fn check_all(
     c: &ToolConstraints,
     args: Option<&Map<String, Value>>,
+    g: Guards<'_>,
 ) -> Result<(), ConstraintError> {
     for rule in &c.rules {
-        rule.check_in(args)?;
+        rule.check_in(args, g)?;
     }
     if c.deny_unknown
         && let Some(args) = args
@@ -444,9 +733,25 @@ impl InputValidator for ArgumentConstraints {
             Action::GetPrompt { name, arguments } => self.prompts.get(name).map(|c| (c, arguments)),
             _ => None,
         };
+        let g = Guards {
+            paths: &self.paths,
+            urls: &self.urls,
+        };
         match found {
-            Some((c, args)) => check_all(c, args).map_err(ValidationError::from),
+            Some((c, args)) => check_all(c, args, g).map_err(ValidationError::from),
             None => Ok(()),
+        }
+    }
+
+    fn rewrite_arguments(&self, target: ArgumentsOf<'_>, args: &mut Map<String, Value>) {
+        let found = match target {
+            ArgumentsOf::Tool(name) => self.tools.get(name),
+            ArgumentsOf::Prompt(name) => self.prompts.get(name),
+        };
+        if let Some(c) = found {
+            for rule in &c.rules {
+                rule.rewrite(args);
+            }
         }
     }
 }

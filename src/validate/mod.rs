@@ -19,14 +19,28 @@
 
 mod arguments;
 mod limits;
+mod path;
+pub mod sanitize;
+mod schema;
+mod ssrf;
+pub mod unicode;
 mod uri;
 
-pub use arguments::{ArgumentConstraints, ArgumentRule, ArgumentType, ConstraintError};
+pub use arguments::{
+    ArgumentConstraints, ArgumentKind, ArgumentRule, ArgumentType, ConstraintError,
+};
 pub use limits::FrameLimits;
+pub use path::PathGuard;
+pub use sanitize::RuleSet;
+pub use schema::ToolSchemas;
+pub use ssrf::{Resolver, SsrfGuard, SystemResolver};
+pub use unicode::Invisible;
 pub use uri::ResourceUriValidator;
 
 use std::fmt::Debug;
 use std::sync::Arc;
+
+use serde_json::{Map, Value};
 
 use crate::context::{Identity, RequestContext};
 use crate::decision::DenyKind;
@@ -89,6 +103,23 @@ pub enum ValidationError {
     /// An argument breaks a constraint.
     #[error("invalid arguments: {0}")]
     Argument(#[from] ConstraintError),
+    /// A count or size limit on the message's structure.
+    #[error("request has {what} over the limit of {limit}")]
+    Limit {
+        /// What was counted (`a string`, `an array`, `arguments`, ...).
+        what: &'static str,
+        /// The limit.
+        limit: usize,
+    },
+    /// An argument or URI holds invisible Unicode characters (zero-width, bidi controls, tags).
+    #[error("request contains invisible unicode characters")]
+    Invisible,
+    /// The tool's input schema was never declared, and the policy requires one.
+    #[error("the tool's input schema is not known")]
+    UnknownSchema,
+    /// The tool's input schema cannot be used (too large, external references, does not compile).
+    #[error("{0}")]
+    SchemaUnusable(&'static str),
 }
 
 impl ValidationError {
@@ -98,10 +129,30 @@ impl ValidationError {
         match self {
             ValidationError::TooLarge { .. }
             | ValidationError::TooDeep { .. }
+            | ValidationError::Limit { .. }
             | ValidationError::InvalidUri(_) => DenyKind::InvalidRequest,
             _ => DenyKind::InvalidArguments,
         }
     }
+}
+
+/// A tool as the server declares it: its name and its `inputSchema`.
+#[derive(Debug, Clone, Copy)]
+pub struct ToolSchema<'a> {
+    /// The tool's name.
+    pub name: &'a str,
+    /// The tool's `inputSchema` object.
+    pub input_schema: &'a Map<String, Value>,
+}
+
+/// Whose arguments are being rewritten.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ArgumentsOf<'a> {
+    /// A `tools/call` of this tool.
+    Tool(&'a str),
+    /// A `prompts/get` of this prompt.
+    Prompt(&'a str),
 }
 
 /// Checks requests for well-formedness and acceptable arguments.
@@ -131,6 +182,25 @@ pub trait InputValidator: Debug + Send + Sync {
         let _ = (action, identity, cx);
         Ok(())
     }
+
+    /// Rewrites the arguments of an admitted request before the handler sees them (stripping
+    /// invisible characters, escaping HTML). Runs after every check passed, on the values the
+    /// checks saw. Default: nothing.
+    fn rewrite_arguments(&self, target: ArgumentsOf<'_>, args: &mut Map<String, Value>) {
+        let _ = (target, args);
+    }
+
+    /// Learns the tools the server declares (their input schemas). Default: nothing.
+    fn observe_tools(&self, tools: &[ToolSchema<'_>]) {
+        let _ = tools;
+    }
+
+    /// Whether this validator needs the schema of tool `name` and has not seen it: the adapter
+    /// then asks the handler for the tool's definition before the call. Default: no.
+    fn needs_tool_schema(&self, name: &str) -> bool {
+        let _ = name;
+        false
+    }
 }
 
 impl<T: InputValidator + ?Sized> InputValidator for Arc<T> {
@@ -145,5 +215,17 @@ impl<T: InputValidator + ?Sized> InputValidator for Arc<T> {
         cx: &RequestContext,
     ) -> Result<(), ValidationError> {
         (**self).validate(action, identity, cx)
+    }
+
+    fn rewrite_arguments(&self, target: ArgumentsOf<'_>, args: &mut Map<String, Value>) {
+        (**self).rewrite_arguments(target, args);
+    }
+
+    fn observe_tools(&self, tools: &[ToolSchema<'_>]) {
+        (**self).observe_tools(tools);
+    }
+
+    fn needs_tool_schema(&self, name: &str) -> bool {
+        (**self).needs_tool_schema(name)
     }
 }

@@ -4,7 +4,7 @@ use std::borrow::Cow;
 
 use percent_encoding::percent_decode_str;
 
-use super::{Frame, InputValidator, ValidationError};
+use super::{Frame, InputValidator, PathGuard, ValidationError, unicode};
 use crate::context::{Identity, RequestContext};
 use crate::message::Action;
 
@@ -18,7 +18,8 @@ const MAX_URI_LEN: usize = 8192;
 /// names the host `..` and is refused).
 ///
 /// After authorization: the scheme is in the allowed list (when one is set) and a `file:` path
-/// lies under one of the allowed roots (when roots are set), compared segment by segment.
+/// passes the [`PathGuard`]: it lies under one of the allowed roots (when roots are set),
+/// compared segment by segment, with symlinks resolved (see [`with_path_guard`](Self::with_path_guard)).
 ///
 /// ```
 /// use mcp_security::validate::{Frame, InputValidator, ResourceUriValidator};
@@ -31,7 +32,7 @@ const MAX_URI_LEN: usize = 8192;
 #[derive(Debug, Clone, Default)]
 pub struct ResourceUriValidator {
     schemes: Vec<String>,
-    roots: Vec<String>,
+    paths: std::sync::Arc<PathGuard>,
 }
 
 impl ResourceUriValidator {
@@ -49,12 +50,15 @@ impl ResourceUriValidator {
         self
     }
 
-    /// Confines `file:` URIs to these absolute directories.
-    pub fn with_roots<S: Into<String>>(mut self, roots: impl IntoIterator<Item = S>) -> Self {
-        self.roots = roots
-            .into_iter()
-            .map(|r| r.into().trim_end_matches('/').to_owned())
-            .collect();
+    /// Confines `file:` URIs to these absolute directories, resolving symlinks.
+    pub fn with_roots<S: AsRef<str>>(mut self, roots: impl IntoIterator<Item = S>) -> Self {
+        self.paths = std::sync::Arc::new(PathGuard::new(roots));
+        self
+    }
+
+    /// Checks the path of `file:` URIs with `guard` (shared with path arguments).
+    pub fn with_path_guard(mut self, guard: std::sync::Arc<PathGuard>) -> Self {
+        self.paths = guard;
         self
     }
 }
@@ -90,6 +94,18 @@ fn file_path(rest: &str) -> Result<Cow<'_, str>, ValidationError> {
     decode(path)
 }
 
+/// The decoded path of a `file:` URI (`file:///a/b`, `file://localhost/a/b`, `file:/a/b`).
+pub(crate) fn file_uri_path(uri: &str) -> Result<Cow<'_, str>, &'static str> {
+    if let Some(problem) = crate::uripath::problem(uri) {
+        return Err(problem);
+    }
+    let rest = uri.get(5..).ok_or("uri has no scheme")?;
+    file_path(rest).map_err(|e| match e {
+        ValidationError::InvalidUri(p) => p,
+        _ => "invalid file uri",
+    })
+}
+
 fn decode(s: &str) -> Result<Cow<'_, str>, ValidationError> {
     percent_decode_str(s)
         .decode_utf8()
@@ -102,6 +118,11 @@ fn check_syntax(uri: &str) -> Result<(), ValidationError> {
     }
     if let Some(problem) = crate::uripath::problem(uri) {
         return Err(ValidationError::InvalidUri(problem));
+    }
+    if unicode::has_invisible(uri) {
+        return Err(ValidationError::InvalidUri(
+            "uri contains invisible characters",
+        ));
     }
     let (scheme, rest) =
         split_scheme(uri).ok_or(ValidationError::InvalidUri("uri has no scheme"))?;
@@ -147,15 +168,15 @@ impl InputValidator for ResourceUriValidator {
         {
             return Err(ValidationError::SchemeNotAllowed);
         }
-        if scheme.eq_ignore_ascii_case("file") && !self.roots.is_empty() {
+        if scheme.eq_ignore_ascii_case("file") && self.paths.is_confined() {
             let path = file_path(rest)?;
-            let inside = self.roots.iter().any(|root| {
-                path.strip_prefix(root.as_str())
-                    .is_some_and(|tail| tail.is_empty() || tail.starts_with('/'))
-            });
-            if !inside {
-                return Err(ValidationError::OutsideRoots);
-            }
+            self.paths.check_decoded(&path).map_err(|problem| {
+                if problem.contains("outside the allowed roots") {
+                    ValidationError::OutsideRoots
+                } else {
+                    ValidationError::InvalidUri(problem)
+                }
+            })?;
         }
         Ok(())
     }

@@ -29,6 +29,7 @@ use crate::decision::{Denial, DenyKind, RESOURCE_NOT_FOUND};
 use crate::layer::{Admission, Completion, SecurityLayer};
 use crate::message::{Action, ListKind, MessageError};
 use crate::redact::RedactionReport;
+use crate::validate::{ArgumentsOf, ToolSchema};
 
 /// Every `ServerHandler` method of the rmcp version this crate is built against, in the order
 /// rmcp declares them. `SecureServer` implements each one; the test suite checks this list
@@ -638,6 +639,10 @@ impl<H: ServerHandler> ServerHandler for SecureServer<H> {
             };
             self.admit(&action, cx, &mut context.extensions).await?
         };
+        if let Some(args) = request.arguments.as_mut() {
+            self.layer
+                .rewrite_arguments(ArgumentsOf::Prompt(&request.name), args);
+        }
         let from_arguments = self.redact_arguments(request.arguments.as_mut());
         let mut result = self.inner.get_prompt(request, context).await;
         let mut report = from_arguments;
@@ -827,6 +832,15 @@ impl<H: ServerHandler> ServerHandler for SecureServer<H> {
         mut context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
         let cx = self.context(Some(&context.id));
+        // A tool called before any listing: its schema comes from the handler's own definition.
+        if self.layer.needs_tool_schema(&request.name)
+            && let Some(tool) = self.inner.get_tool(&request.name)
+        {
+            self.layer.observe_tools(&[ToolSchema {
+                name: &tool.name,
+                input_schema: &tool.input_schema,
+            }]);
+        }
         let action = Action::CallTool {
             name: &request.name,
             arguments: request.arguments.as_ref(),
@@ -842,6 +856,10 @@ impl<H: ServerHandler> ServerHandler for SecureServer<H> {
             Err(d) => return Err(wire_error(&action, &d)),
         };
         context.extensions.insert(pending.identity().clone());
+        if let Some(args) = request.arguments.as_mut() {
+            self.layer
+                .rewrite_arguments(ArgumentsOf::Tool(&request.name), args);
+        }
         let from_arguments = self.redact_arguments(request.arguments.as_mut());
         let mut result = self.inner.call_tool(request, context).await;
         let mut report = from_arguments;
@@ -875,6 +893,17 @@ impl<H: ServerHandler> ServerHandler for SecureServer<H> {
             context,
             |h, c| h.list_tools(request, c),
             |list: &mut ListToolsResult, permits| {
+                // Every tool the server declares, before filtering: schemas are checked on
+                // calls whoever listed them.
+                let declared: Vec<ToolSchema<'_>> = list
+                    .tools
+                    .iter()
+                    .map(|t| ToolSchema {
+                        name: &t.name,
+                        input_schema: &t.input_schema,
+                    })
+                    .collect();
+                self.layer.observe_tools(&declared);
                 list.tools.retain(|t| {
                     permits(&Action::CallTool {
                         name: &t.name,

@@ -1,0 +1,272 @@
+//! Paths: shape checks, confinement to roots by whole components, and symlink resolution.
+
+use std::borrow::Cow;
+use std::io::ErrorKind;
+use std::path::{Component, Path, PathBuf};
+
+use super::unicode;
+
+/// A root directory, as written and as the file system resolves it.
+#[derive(Debug, Clone)]
+struct Root {
+    lexical: PathBuf,
+    /// The root with its own symlinks resolved, when it exists (`/tmp` may live elsewhere).
+    canonical: Option<PathBuf>,
+}
+
+/// Checks file system paths (tool arguments, the path of `file:` URIs) and confines them to
+/// roots.
+///
+/// Refused whatever the roots: empty paths, control characters and NUL bytes, backslashes (not
+/// a separator here, but one on the server's neighbour), percent-encoded dots, separators and
+/// NULs, `~` at the start (home directory expansion), `$VAR`, `${VAR}`, `$(...)` and backticks
+/// (shell expansion), and `..` segments, also when Unicode normalisation makes them (`．．`).
+///
+/// With roots: the path must be absolute and lie under a root, compared component by
+/// component (`/srv/data` does not admit `/srv/data_evil`). With symlink resolution (on by
+/// default), every existing prefix of the path is resolved, so a link inside a root cannot lead
+/// outside it, and a path through a dangling link is refused (it would be created wherever the
+/// link points).
+///
+/// ```
+/// use mcp_security::validate::PathGuard;
+///
+/// let guard = PathGuard::new(["/srv/data"]).resolve_symlinks(false);
+/// assert!(guard.check("/srv/data/reports/a..b.txt").is_ok());
+/// assert!(guard.check("/srv/data_evil/x").is_err());
+/// assert!(guard.check("/srv/data/../../etc/passwd").is_err());
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct PathGuard {
+    roots: Vec<Root>,
+    resolve: bool,
+}
+
+impl PathGuard {
+    /// A guard confining paths to `roots` (absolute directories), resolving symlinks.
+    pub fn new<S: AsRef<str>>(roots: impl IntoIterator<Item = S>) -> Self {
+        let roots = roots
+            .into_iter()
+            .map(|r| {
+                let lexical = normalise_root(r.as_ref());
+                let canonical = std::fs::canonicalize(&lexical).ok();
+                Root { lexical, canonical }
+            })
+            .collect();
+        PathGuard {
+            roots,
+            resolve: true,
+        }
+    }
+
+    /// Shape checks only: any absolute or relative path without traversal.
+    pub fn unconfined() -> Self {
+        PathGuard {
+            roots: Vec::new(),
+            resolve: false,
+        }
+    }
+
+    /// Whether to resolve symlinks against the file system (default: on). Off, only the
+    /// spelling of the path is checked: for servers whose paths are not local files.
+    pub fn resolve_symlinks(mut self, on: bool) -> Self {
+        self.resolve = on;
+        self
+    }
+
+    /// Whether any root is configured.
+    pub fn is_confined(&self) -> bool {
+        !self.roots.is_empty()
+    }
+
+    /// Checks a plain path (a tool argument).
+    ///
+    /// # Errors
+    /// What is wrong with it, in words that never repeat the path.
+    pub fn check(&self, path: &str) -> Result<(), &'static str> {
+        if path.is_empty() {
+            return Err("path is empty");
+        }
+        if let Some(p) = encoded_traversal(path) {
+            return Err(p);
+        }
+        self.check_decoded(path)
+    }
+
+    /// Checks a path already percent-decoded from a `file:` URI.
+    pub(crate) fn check_decoded(&self, path: &str) -> Result<(), &'static str> {
+        shape(path)?;
+        // A server (or the file system) that normalises Unicode sees the NFKC form: check that
+        // too, so `．．／` cannot become `../` behind the check.
+        let normal = unicode::matching_form(path);
+        if let Cow::Owned(n) = &normal {
+            shape(n)?;
+        }
+        if self.roots.is_empty() {
+            return Ok(());
+        }
+        if !path.starts_with('/') {
+            return Err("path must be absolute");
+        }
+        let lexical = lexical(path);
+        if !self.roots.iter().any(|r| lexical.starts_with(&r.lexical)) {
+            return Err("path is outside the allowed roots");
+        }
+        if self.resolve {
+            let resolved = resolve(&lexical)?;
+            let inside = self
+                .roots
+                .iter()
+                .any(|r| resolved.starts_with(r.canonical.as_deref().unwrap_or(&r.lexical)));
+            if !inside {
+                return Err("path resolves outside the allowed roots");
+            }
+        }
+        Ok(())
+    }
+}
+
+fn normalise_root(root: &str) -> PathBuf {
+    lexical(root)
+}
+
+/// The path with `.` segments and repeated separators removed (`..` was refused before).
+fn lexical(path: &str) -> PathBuf {
+    let mut out = PathBuf::from("/");
+    for c in Path::new(path).components() {
+        if let Component::Normal(seg) = c {
+            out.push(seg);
+        }
+    }
+    out
+}
+
+/// Percent-escapes that decode to a dot, a separator, a NUL or another escape: a path is not a
+/// URI, so an escape in it is meant for a server that decodes.
+fn encoded_traversal(path: &str) -> Option<&'static str> {
+    let b = path.as_bytes();
+    let encoded = b.windows(3).any(|w| {
+        w[0] == b'%'
+            && std::str::from_utf8(&w[1..3])
+                .ok()
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                // `%c0`/`%e0`: the lead bytes of overlong encodings of `.` and `/`.
+                .is_some_and(|c| matches!(c, b'.' | b'/' | b'\\' | 0 | b'%' | 0xc0 | 0xc1 | 0xe0))
+    });
+    encoded.then_some("path contains percent-encoded dots, separators or nul bytes")
+}
+
+/// Refusals that hold whatever the roots.
+fn shape(path: &str) -> Result<(), &'static str> {
+    if path.chars().any(char::is_control) {
+        return Err("path contains control characters");
+    }
+    if path.contains('\\') {
+        return Err("path contains a backslash");
+    }
+    if unicode::has_invisible(path) {
+        return Err("path contains invisible characters");
+    }
+    if path.starts_with('~') {
+        return Err("path starts with `~` (home directory expansion)");
+    }
+    let b = path.as_bytes();
+    let expansion = b.contains(&b'`')
+        || b.windows(2).any(|w| {
+            w[0] == b'$'
+                && (w[1] == b'{' || w[1] == b'(' || w[1] == b'_' || w[1].is_ascii_alphabetic())
+        });
+    if expansion {
+        return Err("path contains a variable or command expansion");
+    }
+    if path.split('/').any(|seg| seg == "..") {
+        return Err("path contains `..` segments");
+    }
+    Ok(())
+}
+
+/// Resolves every existing prefix of `path` (absolute, without `..`): the result is where the
+/// file system would really go. The part that does not exist yet is appended as written.
+fn resolve(path: &Path) -> Result<PathBuf, &'static str> {
+    match std::fs::canonicalize(path) {
+        Ok(p) => return Ok(p),
+        Err(e) if matches!(e.kind(), ErrorKind::NotFound) => {}
+        Err(_) => return Err("path could not be resolved"),
+    }
+    // Something is missing: walk forward to find what exists, and whether a link dangles.
+    let mut cur = PathBuf::from("/");
+    let mut comps = path.components().filter_map(|c| match c {
+        Component::Normal(s) => Some(s),
+        _ => None,
+    });
+    for seg in comps.by_ref() {
+        let next = cur.join(seg);
+        match std::fs::symlink_metadata(&next) {
+            Ok(m) if m.file_type().is_symlink() => match std::fs::canonicalize(&next) {
+                Ok(target) => cur = target,
+                Err(_) => return Err("path goes through a dangling symbolic link"),
+            },
+            Ok(_) => cur = next,
+            Err(e) if matches!(e.kind(), ErrorKind::NotFound) => {
+                cur = next;
+                break;
+            }
+            Err(_) => return Err("path could not be resolved"),
+        }
+    }
+    for seg in comps {
+        cur.push(seg);
+    }
+    Ok(cur)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shapes() {
+        let g = PathGuard::unconfined();
+        for ok in [
+            "/srv/data/a..b.txt",
+            "src/main.rs",
+            "/srv/./data//x",
+            "/home/o'brien/notes.md",
+            "/srv/données/été.txt",
+            "/price$5.txt",
+        ] {
+            assert_eq!(g.check(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "",
+            "../etc/passwd",
+            "/srv/data/../../etc",
+            "~/.ssh/id_rsa",
+            "~root/x",
+            "$HOME/.ssh",
+            "${HOME}/x",
+            "/tmp/$(id)",
+            "/tmp/`id`",
+            "a\\..\\b",
+            "/srv/%2e%2e/etc",
+            "/srv/%252e%252e/etc",
+            "/srv/%c0%ae%c0%ae/etc",
+            "/srv/a\0b",
+            "/srv/．．/etc",
+            "/srv/a\n",
+        ] {
+            assert!(g.check(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn confinement_by_component() {
+        let g = PathGuard::new(["/srv/data/"]).resolve_symlinks(false);
+        assert_eq!(g.check("/srv/data"), Ok(()));
+        assert_eq!(g.check("/srv/data/x/y"), Ok(()));
+        assert!(g.check("/srv/data_evil/x").is_err());
+        assert!(g.check("/srv/database").is_err());
+        assert!(g.check("relative/x").is_err());
+        assert!(g.check("/etc/passwd").is_err());
+    }
+}
