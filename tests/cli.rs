@@ -338,3 +338,92 @@ fn redact_text_and_json_offsets() {
     );
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn check_uri_applies_the_validation_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = std::fs::canonicalize(dir.path()).unwrap();
+    let root = base.join("data");
+    std::fs::create_dir_all(&root).unwrap();
+    std::os::unix::fs::symlink("/etc", root.join("etc")).unwrap();
+    let p = base.join("policy.toml");
+    std::fs::write(
+        &p,
+        format!(
+            "[auth]\nanonymous = true\n\n[validation]\nroots = [\"{}\"]\nschemes = [\"file\"]\n\n[audit]\npath = \"audit.jsonl\"\n",
+            root.display()
+        ),
+    )
+    .unwrap();
+    let p = p.to_str().unwrap();
+    let r = root.display();
+    for (uri, allowed) in [
+        (format!("file://{r}/a..b.txt"), true),
+        (format!("file://{r}/etc/passwd"), false),
+        (format!("file://{r}_evil/x"), false),
+        (format!("file://{r}/%2e%2e/x"), false),
+        ("https://example.com/".to_owned(), false),
+    ] {
+        let out = run(&["check-uri", "--policy", p, &uri], None);
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let want = if allowed { 0 } else { 1 };
+        assert_eq!(out.status.code(), Some(want), "{uri}: {v}");
+        assert_eq!(
+            v["decision"],
+            if allowed { "allow" } else { "deny" },
+            "{uri}"
+        );
+    }
+}
+
+#[test]
+fn check_with_tools_uses_their_schemas_and_raw_limits() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("policy.toml");
+    std::fs::write(
+        &p,
+        "[auth]\nanonymous = true\n\n[[tools]]\nname = \"*\"\nallowed_hosts = [\"*\"]\n\n[validation]\nmax_depth = 8\n\n[audit]\npath = \"audit.jsonl\"\n",
+    )
+    .unwrap();
+    let tools = dir.path().join("tools.json");
+    std::fs::write(
+        &tools,
+        r#"{"tools": [{"name": "fetch", "inputSchema": {"type": "object", "properties": {"url": {"type": "string", "format": "uri"}, "max": {"type": "integer"}}}}]}"#,
+    )
+    .unwrap();
+    let (p, t) = (p.to_str().unwrap(), tools.to_str().unwrap());
+    let ask = |req: &str| {
+        let out = run(
+            &["check", "--policy", p, "--request", "-", "--tools", t],
+            Some(req),
+        );
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        (out.status.code(), v)
+    };
+    let (code, v) = ask(
+        r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"fetch","arguments":{"url":"http://169.254.169.254/"}}}"#,
+    );
+    assert_eq!(code, Some(1), "{v}");
+    assert!(
+        v["reason"].as_str().unwrap().contains("argument `url`"),
+        "{v}"
+    );
+    let (code, v) = ask(
+        r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"fetch","arguments":{"url":"https://example.com/","max":"ten"}}}"#,
+    );
+    assert_eq!(code, Some(1), "{v}");
+    assert!(v["reason"].as_str().unwrap().contains("schema"), "{v}");
+    let (code, v) = ask(
+        r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"fetch","arguments":{"url":"https://example.com/","max":10}}}"#,
+    );
+    assert_eq!(code, Some(0), "{v}");
+    // Too deep for the raw pre-parse check: refused before parsing, at the frame stage.
+    let deep = format!(
+        r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"fetch","arguments":{{"x":{}1{}}}}}}}"#,
+        "[".repeat(20),
+        "]".repeat(20)
+    );
+    let (code, v) = ask(&deep);
+    assert_eq!(code, Some(1), "{v}");
+    assert_eq!(v["stage"], "frame", "{v}");
+}

@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! mcp-security check --policy policy.toml --request req.json [--api-key K | --host H] [--ip A] [--at RFC3339]
+//! mcp-security check-uri --policy policy.toml URI
 //! mcp-security hash-key < key.txt
 //! ```
 //!
@@ -36,6 +37,9 @@ struct Cli {
 enum Command {
     /// Evaluate one JSON-RPC request (or batch) against a policy, without running any handler.
     Check(CheckArgs),
+    /// Check a resource URI against the policy's `[validation]` table (syntax, scheme, roots,
+    /// symlinks), without identity or authorization.
+    CheckUri(CheckUriArgs),
     /// Print the SHA-256 of an API key read from standard input, for `key_sha256`.
     HashKey,
     /// Redact standard input to standard output.
@@ -53,6 +57,24 @@ struct RedactArgs {
     /// masked).
     #[arg(long)]
     policy: Option<PathBuf>,
+}
+
+/// The `check-uri` subcommand's arguments.
+#[derive(Debug, clap::Args)]
+struct CheckUriArgs {
+    /// The policy file.
+    #[arg(long)]
+    policy: PathBuf,
+    /// The URI to check.
+    uri: String,
+}
+
+fn check_uri(args: CheckUriArgs) -> Result<(Value, bool), Usage> {
+    let policy = Policy::load(&args.policy).map_err(|e| Usage(format!("policy: {e}")))?;
+    Ok(match policy.check_uri(&args.uri) {
+        Ok(()) => (json!({"decision": "allow", "reason": null}), true),
+        Err(e) => (json!({"decision": "deny", "reason": e.to_string()}), false),
+    })
 }
 
 /// A usage, input or policy problem: exit status 2, message on stderr.
@@ -95,6 +117,58 @@ struct CheckArgs {
     /// Also list the rules that matched each request and what each did.
     #[arg(long)]
     explain: bool,
+    /// The server's tools (a `tools/list` result, or an array of tools) so arguments are
+    /// checked against each tool's input schema and its path and URL arguments.
+    #[arg(long)]
+    tools: Option<PathBuf>,
+}
+
+/// Reads `{"tools": [...]}` or `[...]` and hands each tool's schema to the layer.
+fn observe_tools(layer: &mcp_security::SecurityLayer, path: &PathBuf) -> Result<(), Usage> {
+    let text = std::fs::read(path).map_err(|e| {
+        Usage(format!(
+            "cannot read the tools file `{}`: {e}",
+            path.display()
+        ))
+    })?;
+    let value: Value =
+        serde_json::from_slice(&text).map_err(|e| Usage(format!("tools file: not JSON: {e}")))?;
+    let list = match &value {
+        Value::Array(items) => items,
+        Value::Object(o) => match o
+            .get("tools")
+            .or_else(|| o.get("result").and_then(|r| r.get("tools")))
+        {
+            Some(Value::Array(items)) => items,
+            _ => {
+                return Err(Usage(
+                    "tools file: expected a tools/list result or an array of tools".into(),
+                ));
+            }
+        },
+        _ => {
+            return Err(Usage(
+                "tools file: expected a tools/list result or an array of tools".into(),
+            ));
+        }
+    };
+    let mut declared = Vec::with_capacity(list.len());
+    for (i, t) in list.iter().enumerate() {
+        let name = t.get("name").and_then(Value::as_str);
+        let schema = t.get("inputSchema").and_then(Value::as_object);
+        match (name, schema) {
+            (Some(name), Some(input_schema)) => {
+                declared.push(mcp_security::validate::ToolSchema { name, input_schema });
+            }
+            _ => {
+                return Err(Usage(format!(
+                    "tools file: tool {i} needs a string `name` and an object `inputSchema`"
+                )));
+            }
+        }
+    }
+    layer.observe_tools(&declared);
+    Ok(())
 }
 
 fn check(args: CheckArgs) -> Result<(Value, bool), Usage> {
@@ -106,9 +180,17 @@ fn check(args: CheckArgs) -> Result<(Value, bool), Usage> {
         ip,
         at,
         explain,
+        tools,
     } = args;
     let policy = Policy::load(&policy).map_err(|e| Usage(format!("policy: {e}")))?;
     let bytes = read_request(&request)?;
+    // Limits first, on the raw bytes, as a transport would before parsing.
+    if let Err(e) = policy.frame_limits().check_raw(&bytes) {
+        return Ok((
+            json!({"decision": "deny", "stage": "frame", "reason": e.to_string(), "rule": "validation.frame"}),
+            false,
+        ));
+    }
     let message = Message::parse(&bytes).map_err(|e| Usage(format!("request: {e}")))?;
 
     // A dry run never writes to the production audit log.
@@ -120,6 +202,9 @@ fn check(args: CheckArgs) -> Result<(Value, bool), Usage> {
         builder = builder.authenticator(AssertedIdentity::new(Identity::new(h.as_str())));
     }
     let layer = builder.build().map_err(|e| Usage(format!("policy: {e}")))?;
+    if let Some(t) = &tools {
+        observe_tools(&layer, t)?;
+    }
 
     let mut cx = RequestContext::new(Transport::DryRun);
     if let Some(key) = api_key {
@@ -257,6 +342,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Check(args) => check(args).map(|(v, ok)| (v.to_string(), ok)),
+        Command::CheckUri(args) => check_uri(args).map(|(v, ok)| (v.to_string(), ok)),
         Command::HashKey => hash_key().map(|h| (h, true)),
         Command::Redact(args) => redact(args).map(|t| (t, true)),
     };

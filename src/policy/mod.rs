@@ -513,6 +513,29 @@ impl Policy {
         Ok(self.builder()?.build()?)
     }
 
+    /// The frame limits of the `[validation]` table, for transports that check raw bytes
+    /// before parsing ([`FrameLimits::check_raw`]).
+    pub fn frame_limits(&self) -> FrameLimits {
+        self.frame
+    }
+
+    /// Checks a resource URI the way `resources/read` would, validation only (no identity, no
+    /// authorization): syntax, scheme, roots and symlinks.
+    ///
+    /// # Errors
+    /// The [`ValidationError`](crate::validate::ValidationError) that refuses it.
+    pub fn check_uri(&self, uri: &str) -> Result<(), crate::validate::ValidationError> {
+        use crate::validate::{Frame, InputValidator};
+        let action = crate::Action::ReadResource { uri };
+        self.frame.check_frame(&Frame::new(&action, None))?;
+        self.uris.check_frame(&Frame::new(&action, None))?;
+        self.uris.validate(
+            &action,
+            &crate::Identity::anonymous(),
+            &crate::RequestContext::new(crate::Transport::DryRun),
+        )
+    }
+
     /// The redactor the `[redaction]` table describes, if it enables any detector.
     pub fn redactor(&self) -> Option<&PatternRedactor> {
         self.redactor.as_ref()
