@@ -48,6 +48,7 @@
 //! | `rmcp` | yes | [`adapters::rmcp::SecureServer`], wrapping any rmcp `ServerHandler` |
 //! | `cli` | no | the `mcp-security` command-line tool |
 //! | `redis` | no | [`ratelimit::RedisRateLimiter`]: rate limits shared by replicas through Redis |
+//! | `schema` | no | [`validate::ToolSchemas`] checks tool arguments against each tool's JSON Schema |
 //!
 //! # Untrusted input and panics
 //! Every parser here ([`Message::parse`], the policy file, URIs, arguments) returns an error

@@ -137,6 +137,16 @@ path = "{audit}"
             "copy",
             json!({"type": "object", "properties": {"source": {"type": "string"}, "destination": {"type": "string"}}}),
         ),
+        // Not splittable per property (a top-level anyOf and $defs): validated whole.
+        (
+            "find_user",
+            json!({
+                "type": "object",
+                "$defs": {"id": {"type": "integer", "minimum": 1}},
+                "properties": {"id": {"$ref": "#/$defs/id"}, "email": {"type": "string", "maxLength": 254}},
+                "anyOf": [{"required": ["id"]}, {"required": ["email"]}]
+            }),
+        ),
     ];
     let objects: Vec<(&str, Map<String, Value>)> = schemas
         .iter()
@@ -488,6 +498,14 @@ fn bad_inputs(f: &Fixture) -> Vec<(&'static str, Input)> {
     ] {
         add("schema", call("create_issue", a));
     }
+    for a in [
+        json!({}),
+        json!({"id": 0}),
+        json!({"id": "7"}),
+        json!({"email": 5}),
+    ] {
+        add("schema", call("find_user", a));
+    }
 
     // Limits.
     let mut deep = json!("x");
@@ -581,6 +599,8 @@ fn benign_inputs(f: &Fixture) -> Vec<Input> {
         "create_issue",
         json!({"title": "Crash on start", "priority": 2, "labels": ["bug"], "assignee": "o-brien"}),
     ));
+    v.push(call("find_user", json!({"id": 7})));
+    v.push(call("find_user", json!({"email": "o'brien@example.com"})));
     v.push(call(
         "copy",
         json!({"source": f.r("/docs/report.txt"), "destination": f.r("/docs/copy.txt")}),

@@ -9,6 +9,8 @@ use super::unicode;
 /// A root directory, as written and as the file system resolves it.
 #[derive(Debug, Clone)]
 struct Root {
+    /// The root's components, for comparing without building a path.
+    segments: Vec<String>,
     lexical: PathBuf,
     /// The root with its own symlinks resolved, when it exists (`/tmp` may live elsewhere).
     canonical: Option<PathBuf>,
@@ -50,7 +52,12 @@ impl PathGuard {
             .map(|r| {
                 let lexical = normalise_root(r.as_ref());
                 let canonical = std::fs::canonicalize(&lexical).ok();
-                Root { lexical, canonical }
+                let segments = segments(r.as_ref()).map(str::to_owned).collect();
+                Root {
+                    segments,
+                    lexical,
+                    canonical,
+                }
             })
             .collect();
         PathGuard {
@@ -108,12 +115,17 @@ impl PathGuard {
         if !path.starts_with('/') {
             return Err("path must be absolute");
         }
-        let lexical = lexical(path);
-        if !self.roots.iter().any(|r| lexical.starts_with(&r.lexical)) {
+        let inside = self.roots.iter().any(|r| {
+            let mut parts = segments(path);
+            r.segments
+                .iter()
+                .all(|seg| parts.next() == Some(seg.as_str()))
+        });
+        if !inside {
             return Err("path is outside the allowed roots");
         }
         if self.resolve {
-            let resolved = resolve(&lexical)?;
+            let resolved = resolve(&lexical(path))?;
             let inside = self
                 .roots
                 .iter()
@@ -128,6 +140,11 @@ impl PathGuard {
 
 fn normalise_root(root: &str) -> PathBuf {
     lexical(root)
+}
+
+/// The components of a path, without `.` and empty ones (`..` was refused before).
+fn segments(path: &str) -> impl Iterator<Item = &str> {
+    path.split('/').filter(|s| !s.is_empty() && *s != ".")
 }
 
 /// The path with `.` segments and repeated separators removed (`..` was refused before).
@@ -156,31 +173,48 @@ fn encoded_traversal(path: &str) -> Option<&'static str> {
     encoded.then_some("path contains percent-encoded dots, separators or nul bytes")
 }
 
-/// Refusals that hold whatever the roots.
+/// Refusals that hold whatever the roots. One pass over the bytes for the ASCII checks; the
+/// character-level ones only for text that is not ASCII.
 fn shape(path: &str) -> Result<(), &'static str> {
-    if path.chars().any(char::is_control) {
-        return Err("path contains control characters");
+    let b = path.as_bytes();
+    if b.starts_with(b"//") {
+        // POSIX leaves a leading `//` to the implementation, and elsewhere it is a network share.
+        return Err("path starts with `//` (a network path on some systems)");
     }
-    if path.contains('\\') {
-        return Err("path contains a backslash");
-    }
-    if unicode::has_invisible(path) {
-        return Err("path contains invisible characters");
-    }
-    if path.starts_with('~') {
+    if b.first() == Some(&b'~') {
         return Err("path starts with `~` (home directory expansion)");
     }
-    let b = path.as_bytes();
-    let expansion = b.contains(&b'`')
-        || b.windows(2).any(|w| {
-            w[0] == b'$'
-                && (w[1] == b'{' || w[1] == b'(' || w[1] == b'_' || w[1].is_ascii_alphabetic())
-        });
-    if expansion {
-        return Err("path contains a variable or command expansion");
+    let mut segment_start = 0;
+    for (i, &c) in b.iter().enumerate() {
+        match c {
+            0..=0x1f | 0x7f => return Err("path contains control characters"),
+            b'\\' => return Err("path contains a backslash"),
+            b'`' => return Err("path contains a variable or command expansion"),
+            b'$' if b.get(i + 1).is_some_and(|&n| {
+                n == b'{' || n == b'(' || n == b'_' || n.is_ascii_alphabetic()
+            }) =>
+            {
+                return Err("path contains a variable or command expansion");
+            }
+            b'/' => {
+                if &b[segment_start..i] == b".." {
+                    return Err("path contains `..` segments");
+                }
+                segment_start = i + 1;
+            }
+            _ => {}
+        }
     }
-    if path.split('/').any(|seg| seg == "..") {
+    if &b[segment_start..] == b".." {
         return Err("path contains `..` segments");
+    }
+    if !path.is_ascii() {
+        if path.chars().any(char::is_control) {
+            return Err("path contains control characters");
+        }
+        if unicode::has_invisible(path) {
+            return Err("path contains invisible characters");
+        }
     }
     Ok(())
 }

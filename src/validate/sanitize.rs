@@ -63,8 +63,12 @@ const SHELL_CHARS: &[char] = &[
 
 // Built from literals known to compile; an empty set (matching nothing) is the fallback that
 // can never be reached, so no request path can panic on it.
-static SQL: LazyLock<RegexSet> =
-    LazyLock::new(|| RegexSet::new(SQL_PATTERNS).unwrap_or_else(|_| RegexSet::empty()));
+static SQL: LazyLock<RegexSet> = LazyLock::new(|| {
+    // ASCII word boundaries: a Unicode `\b` keeps the set off the lazy DFA (about 20 times
+    // slower), and values are matched in their NFKC form, where the keywords are ASCII.
+    RegexSet::new(SQL_PATTERNS.iter().map(|p| p.replace(r"\b", r"(?-u:\b)")))
+        .unwrap_or_else(|_| RegexSet::empty())
+});
 
 const SQL_PATTERNS: &[&str] = &[
     // A quote, then a boolean operator and the start of an operand: ' OR '1'='1, ' or 1=1,
@@ -124,7 +128,7 @@ mod tests {
     #[test]
     fn all_sql_patterns_compile() {
         for p in SQL_PATTERNS {
-            assert!(Regex::new(p).is_ok(), "{p}");
+            assert!(Regex::new(&p.replace(r"\b", r"(?-u:\b)")).is_ok(), "{p}");
         }
         assert_eq!(SQL.len(), SQL_PATTERNS.len());
     }

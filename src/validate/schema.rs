@@ -25,6 +25,10 @@ const MAX_CACHED: usize = 4096;
 struct Compiled {
     #[cfg(feature = "schema")]
     validator: Result<jsonschema::Validator, &'static str>,
+    /// The same schema split per property, when its top level is plain enough for that to
+    /// mean the same thing: arguments are then validated where they lie, without copying.
+    #[cfg(feature = "schema")]
+    split: Option<Split>,
     /// Top-level arguments that are paths or URLs, from `format` and names.
     kinds: Vec<(Arc<str>, ArgumentKind)>,
 }
@@ -154,12 +158,16 @@ impl ToolSchemas {
                 .validator
                 .as_ref()
                 .map_err(|why| ValidationError::SchemaUnusable(why))?;
-            // jsonschema validates a `&Value` and the action borrows a `Map`: the map is
-            // copied into a value once per call (arguments are small; measured in
-            // benches/validate.rs).
-            let instance = Value::Object(args.cloned().unwrap_or_default());
-            if let Err(e) = validator.validate(&instance) {
-                return Err(schema_error(&e).into());
+            match &tool.split {
+                Some(split) => split.check(args)?,
+                None => {
+                    // jsonschema validates a `&Value` and the action borrows a `Map`: for a
+                    // schema that cannot be split, the map is copied into a value.
+                    let instance = Value::Object(args.cloned().unwrap_or_default());
+                    if let Err(e) = validator.validate(&instance) {
+                        return Err(schema_error(&e, None).into());
+                    }
+                }
             }
         }
         if let Some(args) = args {
@@ -223,10 +231,123 @@ fn compile(schema: &Map<String, Value>, infer: bool) -> Compiled {
     } else {
         Vec::new()
     };
+    #[cfg(feature = "schema")]
+    let validator = build_validator(schema);
     Compiled {
+        // Split only a schema that compiles whole: the whole one is the reference.
         #[cfg(feature = "schema")]
-        validator: build_validator(schema),
+        split: validator.as_ref().ok().and_then(|_| Split::new(schema)),
+        #[cfg(feature = "schema")]
+        validator,
         kinds,
+    }
+}
+
+/// An object schema made only of `type: object`, `properties`, `required` and a boolean
+/// `additionalProperties` (plus annotations), with no references: validating it is validating
+/// each present property against its own schema, checking the required names, and refusing
+/// unlisted names when additional properties are off. That is what most tool schemas are.
+#[cfg(feature = "schema")]
+#[derive(Debug)]
+struct Split {
+    properties: HashMap<String, jsonschema::Validator>,
+    required: Vec<String>,
+    additional: bool,
+}
+
+#[cfg(feature = "schema")]
+impl Split {
+    fn new(schema: &Map<String, Value>) -> Option<Split> {
+        const PLAIN: &[&str] = &[
+            "type",
+            "properties",
+            "required",
+            "additionalProperties",
+            "$schema",
+            "title",
+            "description",
+            "$comment",
+            "examples",
+            "default",
+        ];
+        if !schema.keys().all(|k| PLAIN.contains(&k.as_str())) {
+            return None;
+        }
+        if schema.get("type").is_some_and(|t| t != "object") {
+            return None;
+        }
+        let additional = match schema.get("additionalProperties") {
+            None => true,
+            Some(Value::Bool(b)) => *b,
+            Some(_) => return None,
+        };
+        let required = match schema.get("required") {
+            None => Vec::new(),
+            Some(Value::Array(names)) => names
+                .iter()
+                .map(|n| n.as_str().map(str::to_owned))
+                .collect::<Option<Vec<_>>>()?,
+            Some(_) => return None,
+        };
+        let mut properties = HashMap::new();
+        if let Some(props) = schema.get("properties") {
+            for (name, sub) in props.as_object()? {
+                // A reference would resolve against the whole document, which a property's
+                // schema alone does not have.
+                if mentions_ref(sub) {
+                    return None;
+                }
+                let mut sub = sub.clone();
+                if let (Some(d), Value::Object(m)) = (schema.get("$schema"), &mut sub) {
+                    m.entry("$schema").or_insert_with(|| d.clone());
+                }
+                properties.insert(name.clone(), validator_for(&sub).ok()?);
+            }
+        }
+        Some(Split {
+            properties,
+            required,
+            additional,
+        })
+    }
+
+    fn check(&self, args: Option<&Map<String, Value>>) -> Result<(), ConstraintError> {
+        let empty = Map::new();
+        let args = args.unwrap_or(&empty);
+        if let Some(missing) = self.required.iter().find(|r| !args.contains_key(*r)) {
+            return Err(ConstraintError::Schema {
+                name: Arc::from(missing.as_str()),
+                keyword: Arc::from("required"),
+            });
+        }
+        for (k, v) in args {
+            match self.properties.get(k) {
+                Some(validator) => {
+                    if let Err(e) = validator.validate(v) {
+                        return Err(schema_error(&e, Some(k)));
+                    }
+                }
+                None if !self.additional => {
+                    return Err(ConstraintError::Schema {
+                        name: Arc::from("(arguments)"),
+                        keyword: Arc::from("additionalProperties"),
+                    });
+                }
+                None => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(feature = "schema")]
+fn mentions_ref(v: &Value) -> bool {
+    match v {
+        Value::Object(m) => m.iter().any(|(k, v)| {
+            k == "$ref" || k == "$dynamicRef" || k == "$recursiveRef" || mentions_ref(v)
+        }),
+        Value::Array(items) => items.iter().any(mentions_ref),
+        _ => false,
     }
 }
 
@@ -234,9 +355,16 @@ fn compile(schema: &Map<String, Value>, infer: bool) -> Compiled {
 fn build_validator(schema: &Map<String, Value>) -> Result<jsonschema::Validator, &'static str> {
     let mut stats = Stats::default();
     stats.walk(schema, 0)?;
-    let value = Value::Object(schema.clone());
+    validator_for(&Value::Object(schema.clone()))
+}
+
+/// Compiles `value` (checked for size and references already) under the MCP defaults.
+#[cfg(feature = "schema")]
+fn validator_for(value: &Value) -> Result<jsonschema::Validator, &'static str> {
+    let value = value.clone();
+    let has_draft = value.get("$schema").is_some();
     let mut opts = jsonschema::options();
-    if !schema.contains_key("$schema") {
+    if !has_draft {
         opts = opts.with_draft(jsonschema::Draft::Draft202012);
     }
     match opts
@@ -303,9 +431,13 @@ impl Stats {
 
 /// A schema error as the caller may see it: where, and which keyword; never the value.
 #[cfg(feature = "schema")]
-fn schema_error(e: &jsonschema::ValidationError<'_>) -> ConstraintError {
+fn schema_error(e: &jsonschema::ValidationError<'_>, under: Option<&str>) -> ConstraintError {
     use jsonschema::error::ValidationErrorKind as K;
-    let at = e.instance_path().to_string();
+    // Under a property: the error's path is relative to that property's value.
+    let at = match under {
+        Some(k) => format!("/{k}{}", e.instance_path()),
+        None => e.instance_path().to_string(),
+    };
     let name: Arc<str> = match e.kind() {
         // The missing property's name comes from the schema, not the request.
         K::Required { property } => match property.as_str() {
@@ -415,5 +547,52 @@ mod tests {
                 ("url".into(), ArgumentKind::Url),
             ]
         );
+    }
+
+    #[cfg(feature = "schema")]
+    #[test]
+    fn split_agrees_with_the_whole_schema() {
+        use proptest::prelude::*;
+        let schema = json!({
+            "type": "object",
+            "properties": {
+                "title": {"type": "string", "minLength": 1, "maxLength": 5},
+                "n": {"type": "integer", "minimum": 1, "maximum": 5},
+                "tags": {"type": "array", "items": {"enum": ["a", "b"]}, "maxItems": 2},
+                "o": {"type": "object", "properties": {"x": {"type": "boolean"}}, "required": ["x"]}
+            },
+            "required": ["title"],
+            "additionalProperties": false
+        });
+        let map = schema.as_object().unwrap_or_else(|| unreachable!());
+        let split = Split::new(map).unwrap_or_else(|| unreachable!("splittable"));
+        let whole = build_validator(map).unwrap_or_else(|_| unreachable!());
+        let value = prop_oneof![
+            Just(json!(null)),
+            Just(json!("")),
+            Just(json!("abc")),
+            Just(json!("abcdef")),
+            Just(json!(0)),
+            Just(json!(3)),
+            Just(json!(2.5)),
+            Just(json!(["a"])),
+            Just(json!(["a", "c"])),
+            Just(json!(["a", "b", "a"])),
+            Just(json!({"x": true})),
+            Just(json!({"y": 1})),
+        ];
+        let key = prop_oneof![
+            Just("title"),
+            Just("n"),
+            Just("tags"),
+            Just("o"),
+            Just("extra")
+        ];
+        let args = prop::collection::btree_map(key, value, 0..5);
+        proptest!(ProptestConfig::with_cases(500), |(args in args)| {
+            let m: Map<String, Value> = args.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+            let whole_ok = whole.is_valid(&Value::Object(m.clone()));
+            prop_assert_eq!(split.check(Some(&m)).is_ok(), whole_ok, "{:?}", m);
+        });
     }
 }

@@ -168,7 +168,9 @@ impl InputValidator for ResourceUriValidator {
         {
             return Err(ValidationError::SchemeNotAllowed);
         }
-        if scheme.eq_ignore_ascii_case("file") && self.paths.is_confined() {
+        // Shape checks (`$VAR`, `．．`, invisible characters) hold for every `file:` path; the
+        // roots and symlinks only when roots are set.
+        if scheme.eq_ignore_ascii_case("file") {
             let path = file_path(rest)?;
             self.paths.check_decoded(&path).map_err(|problem| {
                 if problem.contains("outside the allowed roots") {
