@@ -118,6 +118,11 @@ impl<'a> Artifact<'a> {
 pub struct ArtifactDigest([u8; 32]);
 
 impl ArtifactDigest {
+    /// A digest value (not a proof: [`Verified`] is the proof).
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        ArtifactDigest(bytes)
+    }
+
     /// The digest bytes.
     pub fn bytes(&self) -> &[u8; 32] {
         &self.0
