@@ -495,7 +495,19 @@ pub fn scan_text(field: &str, text: &str, other_tools: &[&str]) -> Vec<PoisonFin
             push(PoisonKind::HiddenInstructions { marker });
         }
     }
-    for c in text.chars().filter(|c| is_invisible(*c)) {
+    let chars: Vec<char> = text.chars().collect();
+    for (i, &c) in chars.iter().enumerate() {
+        if !is_invisible(c) {
+            continue;
+        }
+        // A zero-width joiner between two pictographs builds an emoji (family, flags): benign.
+        let pictograph = |j: Option<usize>| {
+            j.and_then(|j| chars.get(j))
+                .is_some_and(|&p| matches!(p as u32, 0x2600..=0x27BF | 0x1F000..=0x1FAFF | 0xFE0F))
+        };
+        if c == '\u{200D}' && pictograph(i.checked_sub(1)) && pictograph(Some(i + 1)) {
+            continue;
+        }
         push(PoisonKind::InvisibleCharacter {
             code_point: format!("U+{:04X}", c as u32),
         });
