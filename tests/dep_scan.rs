@@ -172,11 +172,15 @@ fn ids(r: &ScanReport, name: &str) -> Vec<String> {
 
 #[test]
 fn this_repositorys_cargo_lock() {
-    let lock = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.lock"))
-        .unwrap();
+    let lock =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.lock")).unwrap();
     let r = scan_lockfile("Cargo.lock", &lock, &db()).unwrap();
     assert!(r.packages.len() > 100, "{}", r.packages.len());
-    assert!(r.packages.iter().all(|p| p.ecosystem == Ecosystem::CratesIo));
+    assert!(
+        r.packages
+            .iter()
+            .all(|p| p.ecosystem == Ecosystem::CratesIo)
+    );
     // The workspace member itself has no `source` and is not a crates.io release.
     assert!(!r.packages.iter().any(|p| p.name == "mcp-security"));
     // rsa 0.9.x is affected by the Marvin attack (no fixed version); CVSS 5.9 is medium.
@@ -274,7 +278,11 @@ fn package_lock_v1() {
     let r = scan_lockfile("package-lock.json", PACKAGE_LOCK_V1, &db()).unwrap();
     assert_eq!(r.packages.len(), 3, "{:?}", r.packages);
     assert!(ids(&r, "lodash").is_empty(), "4.17.21 is fixed");
-    let m = r.findings.iter().find(|f| f.package.name == "minimist").unwrap();
+    let m = r
+        .findings
+        .iter()
+        .find(|f| f.package.name == "minimist")
+        .unwrap();
     assert_eq!(m.package.version, "0.0.10");
     assert_eq!(m.id, "GHSA-xvch-5gv4-984h");
     assert_eq!(r.risk_score, 40);
@@ -318,11 +326,21 @@ fn requirements_txt() {
     );
     assert_eq!(
         r.unpinned,
-        ["flask>=2.0", "numpy", "-r base.txt", "-e ./local-lib", "pydantic==2.*"]
+        [
+            "flask>=2.0",
+            "numpy",
+            "-r base.txt",
+            "-e ./local-lib",
+            "pydantic==2.*"
+        ]
     );
     assert_eq!(ids(&r, "jinja2"), ["GHSA-h5c8-rqwp-cp95"]);
     // requests: listed in `versions` and inside the ECOSYSTEM range; the GIT range is skipped.
-    let req = r.findings.iter().find(|f| f.package.name == "requests").unwrap();
+    let req = r
+        .findings
+        .iter()
+        .find(|f| f.package.name == "requests")
+        .unwrap();
     assert_eq!(req.severity, Severity::Medium, "CVSS 6.1");
     assert_eq!(ids(&r, "django"), ["GHSA-test-last-affected"]);
     // medium 5 + medium 5 + low 1
@@ -379,7 +397,8 @@ fn semver_range_edges() {
         assert_eq!(!r.findings.is_empty(), affected, "minimist {version}");
     }
     // An unparseable locked version is neither affected nor safe: it is reported.
-    let lock = r#"{"lockfileVersion": 3, "packages": {"node_modules/lodash": {"version": "latest"}}}"#;
+    let lock =
+        r#"{"lockfileVersion": 3, "packages": {"node_modules/lodash": {"version": "latest"}}}"#;
     let r = scan_lockfile("package-lock.json", lock, &db).unwrap();
     assert!(r.findings.is_empty());
     assert_eq!(r.undetermined.len(), 1);
@@ -416,7 +435,10 @@ fn malicious_list_and_directory_scan() {
 fn malformed_inputs_are_errors_not_panics() {
     assert!(matches!(
         read_lockfile("Cargo.lock", "[[package]]\nname = 1"),
-        Err(DepScanError::Lockfile { file: "Cargo.lock", .. })
+        Err(DepScanError::Lockfile {
+            file: "Cargo.lock",
+            ..
+        })
     ));
     assert!(read_lockfile("package-lock.json", "{").is_err());
     assert!(read_lockfile("package-lock.json", "{}").is_err());

@@ -61,7 +61,7 @@ fn flip_file_bit(p: &Path) {
 }
 
 enum Signer {
-    Ed(ed25519_dalek::SigningKey),
+    Ed(Box<ed25519_dalek::SigningKey>),
     Rsa(&'static RsaPrivateKey, SignatureScheme),
 }
 
@@ -135,7 +135,10 @@ fn signature_matrix(signer: &Signer, other: &Signer) {
     d[5] ^= 1;
     let flipped_digest = ArtifactDigest::from_bytes(d);
     let wrong = ring.verify_digest(&flipped_digest, &sig, None);
-    assert!(matches!(wrong, Err(ProvenanceError::SignatureInvalid { .. })), "{wrong:?}");
+    assert!(
+        matches!(wrong, Err(ProvenanceError::SignatureInvalid { .. })),
+        "{wrong:?}"
+    );
     // A flipped bit in the signature, at the start, middle and end.
     for i in [0, sig.len() / 2, sig.len() - 1] {
         let mut bad = sig.clone();
@@ -158,13 +161,22 @@ fn signature_matrix(signer: &Signer, other: &Signer) {
     // An untrusted key: the keyring holds only `other`.
     let untrusted = Keyring::from_toml_str(&keyring_toml(&[("other", other)])).unwrap();
     let e = untrusted.verify_digest(&digest, &sig, None).unwrap_err();
-    assert_eq!(e.to_string(), "signature does not verify with any trusted key");
-    let e = untrusted.verify_digest(&digest, &sig, Some("acme")).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "signature does not verify with any trusted key"
+    );
+    let e = untrusted
+        .verify_digest(&digest, &sig, Some("acme"))
+        .unwrap_err();
     assert!(matches!(e, ProvenanceError::UnknownPublisher { .. }), "{e}");
     // Both in the keyring, the right one found, but requiring `other` fails.
-    let both = Keyring::from_toml_str(&keyring_toml(&[("other", other), ("acme", signer)])).unwrap();
+    let both =
+        Keyring::from_toml_str(&keyring_toml(&[("other", other), ("acme", signer)])).unwrap();
     assert_eq!(
-        both.verify_digest(&digest, &sig, None).unwrap().value().publisher,
+        both.verify_digest(&digest, &sig, None)
+            .unwrap()
+            .value()
+            .publisher,
         "acme"
     );
     assert!(both.verify_digest(&digest, &sig, Some("other")).is_err());
@@ -172,14 +184,14 @@ fn signature_matrix(signer: &Signer, other: &Signer) {
 
 #[test]
 fn ed25519_signatures() {
-    let a = Signer::Ed(ed25519_dalek::SigningKey::generate(&mut OsRng));
-    let b = Signer::Ed(ed25519_dalek::SigningKey::generate(&mut OsRng));
+    let a = Signer::Ed(Box::new(ed25519_dalek::SigningKey::generate(&mut OsRng)));
+    let b = Signer::Ed(Box::new(ed25519_dalek::SigningKey::generate(&mut OsRng)));
     signature_matrix(&a, &b);
 }
 
 #[test]
 fn rsa_2048_pkcs1v15_signatures() {
-    let ed = Signer::Ed(ed25519_dalek::SigningKey::generate(&mut OsRng));
+    let ed = Signer::Ed(Box::new(ed25519_dalek::SigningKey::generate(&mut OsRng)));
     signature_matrix(
         &Signer::Rsa(rsa_key(2048), SignatureScheme::RsaPkcs1v15Sha256),
         &ed,
@@ -204,8 +216,11 @@ fn rsa_4096_pkcs1v15_signatures() {
 
 #[test]
 fn rsa_4096_pss_signatures() {
-    let ed = Signer::Ed(ed25519_dalek::SigningKey::generate(&mut OsRng));
-    signature_matrix(&Signer::Rsa(rsa_key(4096), SignatureScheme::RsaPssSha256), &ed);
+    let ed = Signer::Ed(Box::new(ed25519_dalek::SigningKey::generate(&mut OsRng)));
+    signature_matrix(
+        &Signer::Rsa(rsa_key(4096), SignatureScheme::RsaPssSha256),
+        &ed,
+    );
 }
 
 #[test]
@@ -216,14 +231,25 @@ fn the_scheme_is_fixed_per_key() {
     let pkcs = Signer::Rsa(rsa_key(2048), SignatureScheme::RsaPkcs1v15Sha256);
     let pss = Signer::Rsa(rsa_key(2048), SignatureScheme::RsaPssSha256);
     let pss_ring = Keyring::from_toml_str(&keyring_toml(&[("acme", &pss)])).unwrap();
-    assert!(pss_ring.verify_digest(&digest, &pkcs.sign(&digest), None).is_err());
+    assert!(
+        pss_ring
+            .verify_digest(&digest, &pkcs.sign(&digest), None)
+            .is_err()
+    );
     let pkcs_ring = Keyring::from_toml_str(&keyring_toml(&[("acme", &pkcs)])).unwrap();
-    assert!(pkcs_ring.verify_digest(&digest, &pss.sign(&digest), None).is_err());
+    assert!(
+        pkcs_ring
+            .verify_digest(&digest, &pss.sign(&digest), None)
+            .is_err()
+    );
     // An ed25519 key registered for an RSA scheme is refused when the keyring loads.
-    let ed = Signer::Ed(ed25519_dalek::SigningKey::generate(&mut OsRng));
+    let ed = Signer::Ed(Box::new(ed25519_dalek::SigningKey::generate(&mut OsRng)));
     let text = keyring_toml(&[("acme", &ed)]).replace("ed25519", "rsa-pss-sha256");
     let e = Keyring::from_toml_str(&text).unwrap_err();
-    assert_eq!(e.to_string(), "publisher `acme`: key type does not match the scheme");
+    assert_eq!(
+        e.to_string(),
+        "publisher `acme`: key type does not match the scheme"
+    );
 }
 
 #[test]
@@ -231,23 +257,42 @@ fn key_formats_and_sizes() {
     let ed = ed25519_dalek::SigningKey::generate(&mut OsRng);
     use base64::Engine as _;
     let raw = base64::engine::general_purpose::STANDARD.encode(ed.verifying_key().as_bytes());
-    assert!(matches!(PublicKey::parse("p", &raw).unwrap(), PublicKey::Ed25519(_)));
+    assert!(matches!(
+        PublicKey::parse("p", &raw).unwrap(),
+        PublicKey::Ed25519(_)
+    ));
     let der = ed.verifying_key().to_public_key_der().unwrap();
     let der_b64 = base64::engine::general_purpose::STANDARD.encode(der.as_bytes());
-    assert!(matches!(PublicKey::parse("p", &der_b64).unwrap(), PublicKey::Ed25519(_)));
+    assert!(matches!(
+        PublicKey::parse("p", &der_b64).unwrap(),
+        PublicKey::Ed25519(_)
+    ));
     let pkcs1 = rsa_key(2048)
         .to_public_key()
         .to_pkcs1_pem(LineEnding::LF)
         .unwrap();
-    assert!(matches!(PublicKey::parse("p", &pkcs1).unwrap(), PublicKey::Rsa(_)));
-    for bad in ["", "not base64 !!", "AAAA", "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----"] {
+    assert!(matches!(
+        PublicKey::parse("p", &pkcs1).unwrap(),
+        PublicKey::Rsa(_)
+    ));
+    for bad in [
+        "",
+        "not base64 !!",
+        "AAAA",
+        "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----",
+    ] {
         assert!(
-            matches!(PublicKey::parse("p", bad), Err(ProvenanceError::BadKey { .. })),
+            matches!(
+                PublicKey::parse("p", bad),
+                Err(ProvenanceError::BadKey { .. })
+            ),
             "{bad:?}"
         );
     }
     // 1024 bits: too small, refused when parsed.
-    let small = RsaPrivateKey::new(&mut OsRng, 1024).unwrap().to_public_key();
+    let small = RsaPrivateKey::new(&mut OsRng, 1024)
+        .unwrap()
+        .to_public_key();
     let pem = small.to_public_key_pem(LineEnding::LF).unwrap();
     let e = PublicKey::parse("weak", &pem).unwrap_err();
     assert_eq!(
@@ -258,9 +303,12 @@ fn key_formats_and_sizes() {
     let n = rsa::BigUint::from(1u8) << 4103usize | rsa::BigUint::from(1u8);
     let big = rsa::RsaPublicKey::new_with_max_size(n, rsa::BigUint::from(65537u32), 8192).unwrap();
     let e = Publisher::new("huge", PublicKey::Rsa(big), SignatureScheme::RsaPssSha256).unwrap_err();
-    assert!(matches!(e, ProvenanceError::RsaKeySize { bits: 4104, .. }), "{e}");
+    assert!(
+        matches!(e, ProvenanceError::RsaKeySize { bits: 4104, .. }),
+        "{e}"
+    );
     // Duplicate publisher ids.
-    let s = Signer::Ed(ed);
+    let s = Signer::Ed(Box::new(ed));
     let e = Keyring::from_toml_str(&keyring_toml(&[("a", &s), ("a", &s)])).unwrap_err();
     assert_eq!(e.to_string(), "keyring: publisher `a` appears twice");
     assert!(Keyring::from_toml_str("[[publisher]]\nid = 1").is_err());
@@ -272,19 +320,33 @@ fn openssl_made_rsa_signatures_verify() {
     // The documented interop: `openssl dgst -sha256 -sign` over the file is our PKCS#1 v1.5
     // signature; with PSS options it is our PSS signature.
     let Some(openssl) = external::find("openssl") else {
-        external::skip("openssl_made_rsa_signatures_verify", "openssl is not installed");
+        external::skip(
+            "openssl_made_rsa_signatures_verify",
+            "openssl is not installed",
+        );
         return;
     };
     let dir = tempfile::tempdir().unwrap();
     let (path, digest) = artifact(dir.path());
     let key_pem = dir.path().join("key.pem");
-    std::fs::write(&key_pem, rsa_key(2048).to_pkcs8_pem(LineEnding::LF).unwrap().as_bytes())
-        .unwrap();
+    std::fs::write(
+        &key_pem,
+        rsa_key(2048)
+            .to_pkcs8_pem(LineEnding::LF)
+            .unwrap()
+            .as_bytes(),
+    )
+    .unwrap();
     for (scheme, extra) in [
         (SignatureScheme::RsaPkcs1v15Sha256, &[][..]),
         (
             SignatureScheme::RsaPssSha256,
-            &["-sigopt", "rsa_padding_mode:pss", "-sigopt", "rsa_pss_saltlen:digest"][..],
+            &[
+                "-sigopt",
+                "rsa_padding_mode:pss",
+                "-sigopt",
+                "rsa_pss_saltlen:digest",
+            ][..],
         ),
     ] {
         let sig_path = dir.path().join("sig");
@@ -301,7 +363,10 @@ fn openssl_made_rsa_signatures_verify() {
         let signer = Signer::Rsa(rsa_key(2048), scheme);
         let ring = Keyring::from_toml_str(&keyring_toml(&[("acme", &signer)])).unwrap();
         let sig = std::fs::read(&sig_path).unwrap();
-        assert!(ring.verify_digest(&digest, &sig, None).is_ok(), "{scheme:?}");
+        assert!(
+            ring.verify_digest(&digest, &sig, None).is_ok(),
+            "{scheme:?}"
+        );
     }
 }
 
@@ -313,7 +378,10 @@ fn sha512_and_checksums() {
     let d512 = digest_path(&path, HashAlgorithm::Sha512).unwrap();
     assert_eq!(d512.bytes(), Sha512::digest(&data).as_slice());
     let good = Checksum::from_hex(HashAlgorithm::Sha512, &d512.hex()).unwrap();
-    assert_eq!(good.check(&Artifact::from_path(&path)).unwrap().value(), &d512);
+    assert_eq!(
+        good.check(&Artifact::from_path(&path)).unwrap().value(),
+        &d512
+    );
     let good256 = Checksum::from_hex(HashAlgorithm::Sha256, &sha256.hex()).unwrap();
     assert!(good256.check(&Artifact::from_bytes("b", &data)).is_ok());
     assert!(Checksum::from_hex(HashAlgorithm::Sha512, &sha256.hex()).is_err());
@@ -435,14 +503,19 @@ fn tree_digest_is_stable_and_sensitive() {
     let sock = two.path().join("lib/sock");
     let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
     let e = Artifact::from_path(two.path()).sha256().unwrap_err();
-    assert!(matches!(&e, ProvenanceError::SpecialFile { path } if path == &sock), "{e}");
+    assert!(
+        matches!(&e, ProvenanceError::SpecialFile { path } if path == &sock),
+        "{e}"
+    );
     // So is a special file given as the artifact itself.
     assert!(matches!(
         Artifact::from_path(&sock).sha256(),
         Err(ProvenanceError::SpecialFile { .. })
     ));
     // A missing artifact names the path.
-    let e = Artifact::from_path(&one.path().join("missing")).sha256().unwrap_err();
+    let e = Artifact::from_path(&one.path().join("missing"))
+        .sha256()
+        .unwrap_err();
     assert!(e.to_string().contains("missing"), "{e}");
 }
 
@@ -466,10 +539,11 @@ fn attestation_fields_checked_against_the_policy() {
         commits: vec![],
     };
     assert_eq!(policy.check(&att, &digest).unwrap().value(), &att);
-    let field = |p: &AttestationPolicy, a: &BuildAttestation, d: &ArtifactDigest| match p.check(a, d) {
-        Err(ProvenanceError::AttestationMismatch { field }) => field,
-        other => panic!("{other:?}"),
-    };
+    let field =
+        |p: &AttestationPolicy, a: &BuildAttestation, d: &ArtifactDigest| match p.check(a, d) {
+            Err(ProvenanceError::AttestationMismatch { field }) => field,
+            other => panic!("{other:?}"),
+        };
     let other = Artifact::from_bytes("b", b"other").sha256().unwrap();
     assert_eq!(field(&policy, &att, &other), "artifact_sha256");
     let mut a = att.clone();
@@ -571,7 +645,10 @@ fn catalog_decisions() {
         }
     );
     assert_eq!(d.risk_score, 50);
-    assert_eq!(d.reason.to_string(), "affected by CVE-2025-0001 (critical), patched in 1.1.0");
+    assert_eq!(
+        d.reason.to_string(),
+        "affected by CVE-2025-0001 (critical), patched in 1.1.0"
+    );
     // Medium: allowed in dev and staging (blocks high and up), refused in production.
     assert!(c.is_server_trusted("filesystem", "1.1.0", Dev).is_trusted());
     let d = c.is_server_trusted("filesystem", "1.1.0", Staging);
@@ -579,32 +656,52 @@ fn catalog_decisions() {
     assert_eq!(d.risk_score, 15);
     assert_eq!(d.vulnerabilities, ["GHSA-aaaa-bbbb-cccc"]);
     assert!(matches!(
-        c.is_server_trusted("filesystem", "1.1.0", Production).reason,
-        TrustReason::Vulnerable { severity: Severity::Medium, .. }
+        c.is_server_trusted("filesystem", "1.1.0", Production)
+            .reason,
+        TrustReason::Vulnerable {
+            severity: Severity::Medium,
+            ..
+        }
     ));
     // A version narrowed to dev.
-    assert!(c.is_server_trusted("filesystem", "2.0.0-beta.1", Dev).is_trusted());
+    assert!(
+        c.is_server_trusted("filesystem", "2.0.0-beta.1", Dev)
+            .is_trusted()
+    );
     assert_eq!(
-        c.is_server_trusted("filesystem", "2.0.0-beta.1", Staging).reason,
+        c.is_server_trusted("filesystem", "2.0.0-beta.1", Staging)
+            .reason,
         TrustReason::EnvironmentNotAllowed
     );
     // Risk 60: fine in dev (100), over staging's 50 and production's default 40.
     assert!(c.is_server_trusted("risky", "0.3.0", Dev).is_trusted());
     assert_eq!(
         c.is_server_trusted("risky", "0.3.0", Staging).reason,
-        TrustReason::RiskTooHigh { score: 60, limit: 50 }
+        TrustReason::RiskTooHigh {
+            score: 60,
+            limit: 50
+        }
     );
     assert_eq!(
         c.is_server_trusted("risky", "0.3.0", Production).reason,
-        TrustReason::RiskTooHigh { score: 60, limit: 40 }
+        TrustReason::RiskTooHigh {
+            score: 60,
+            limit: 40
+        }
     );
 }
 
 #[test]
 fn catalog_file_errors_name_the_problem() {
     let cases = [
-        ("[[server]]\nname = \"a\"\nrisk_score = 101\nenvironments = []", "risk_score"),
-        ("[[server]]\nname = \"a\"\nrisk_score = 1\nenvironments = [\"moon\"]", "moon"),
+        (
+            "[[server]]\nname = \"a\"\nrisk_score = 101\nenvironments = []",
+            "risk_score",
+        ),
+        (
+            "[[server]]\nname = \"a\"\nrisk_score = 1\nenvironments = [\"moon\"]",
+            "moon",
+        ),
         (
             "[[server]]\nname = \"a\"\nrisk_score = 1\nenvironments = []\n[[server]]\nname = \"a\"\nrisk_score = 1\nenvironments = []",
             "twice",
@@ -617,7 +714,10 @@ fn catalog_file_errors_name_the_problem() {
             "[[server]]\nname = \"a\"\nrisk_score = 1\nenvironments = []\n[[server.vulnerability]]\nid = \"X\"\nseverity = \"high\"\naffected = \"garbage!!\"",
             "semver requirement",
         ),
-        ("[[server]]\nname = \"a\"\nrisk_score = 1\nenvironments = []\nextra = 1", "extra"),
+        (
+            "[[server]]\nname = \"a\"\nrisk_score = 1\nenvironments = []\nextra = 1",
+            "extra",
+        ),
     ];
     for (text, needle) in cases {
         let e = Catalog::from_toml_str(text).unwrap_err().to_string();

@@ -343,12 +343,14 @@ impl Catalog {
                 return Err(bad(format!("server `{}` appears twice", s.name)));
             }
             if s.risk_score > 100 {
-                return Err(bad(format!("server `{}`: risk_score must be 0 to 100", s.name)));
+                return Err(bad(format!(
+                    "server `{}`: risk_score must be 0 to 100",
+                    s.name
+                )));
             }
             for v in &s.versions {
-                semver::Version::parse(&v.version).map_err(|_| {
-                    bad(format!("server `{}`: version is not semver", s.name))
-                })?;
+                semver::Version::parse(&v.version)
+                    .map_err(|_| bad(format!("server `{}`: version is not semver", s.name)))?;
                 if v.released.date.is_none() {
                     return Err(bad(format!("server `{}`: released must be a date", s.name)));
                 }
@@ -437,9 +439,8 @@ impl Catalog {
             .map(|(v, _)| v)
             .collect();
         let risk = u8::try_from(
-            (u32::from(server.risk_score)
-                + hits.iter().map(|v| v.severity.weight()).sum::<u32>())
-            .min(100),
+            (u32::from(server.risk_score) + hits.iter().map(|v| v.severity.weight()).sum::<u32>())
+                .min(100),
         )
         .unwrap_or(100);
         let ids = hits.iter().map(|v| v.id.clone()).collect();

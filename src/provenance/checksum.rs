@@ -31,7 +31,11 @@ impl Checksum {
         let expected = hex
             .as_bytes()
             .chunks_exact(64)
-            .map(|c| std::str::from_utf8(c).ok().and_then(crate::hex::parse_sha256))
+            .map(|c| {
+                std::str::from_utf8(c)
+                    .ok()
+                    .and_then(crate::hex::parse_sha256)
+            })
             .collect::<Option<Vec<[u8; 32]>>>()
             .ok_or(ProvenanceError::BadExpectedDigest)?
             .concat();

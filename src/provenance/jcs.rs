@@ -175,6 +175,9 @@ mod tests {
     #[test]
     fn strings_escape_like_json_stringify() {
         let v = serde_json::json!("\u{0}\u{1f}\"\\/\u{7f}\u{2028}\t");
-        assert_eq!(to_string(&v), "\"\\u0000\\u001f\\\"\\\\/\u{7f}\u{2028}\\t\"");
+        assert_eq!(
+            to_string(&v),
+            "\"\\u0000\\u001f\\\"\\\\/\u{7f}\u{2028}\\t\""
+        );
     }
 }

@@ -53,7 +53,9 @@ pub use catalog::{Catalog, Environment, Severity, TrustDecision, TrustReason};
 pub use checksum::{Checksum, Sha256Checksum};
 pub use digest::{Digest, HashAlgorithm};
 #[cfg(feature = "provenance")]
-pub use signature::{Keyring, PublicKey, Publisher, SignatureScheme, SignatureVerifier, SignedDigest};
+pub use signature::{
+    Keyring, PublicKey, Publisher, SignatureScheme, SignatureVerifier, SignedDigest,
+};
 
 use std::fmt::{self, Debug};
 use std::path::{Path, PathBuf};

@@ -30,7 +30,10 @@
 
 // Sampling, roots and logging are deprecated by SEP-2577, but servers still use them: the
 // wrapper must forward them, or the inner handler would silently stop receiving them.
-#![allow(deprecated, reason = "forwards every ClientHandler method, deprecated ones included")]
+#![allow(
+    deprecated,
+    reason = "forwards every ClientHandler method, deprecated ones included"
+)]
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -343,26 +346,23 @@ impl<H: ClientHandler> ClientHandler for SecureClient<H> {
         self.inner.on_resource_list_changed(context)
     }
 
-    fn on_tool_list_changed(
-        &self,
-        context: NotificationContext<RoleClient>,
-    ) -> impl Future<Output = ()> + MaybeSendFuture + '_ {
-        async move {
-            // rmcp runs each notification in its own task, so listing here cannot deadlock.
-            match context.peer.list_all_tools().await {
-                Ok(tools) => {
-                    let _ = self.guard.apply(tools);
-                }
-                Err(_) => {
-                    // Cannot see the new definitions: block everything until a listing works.
-                    let mut state = self.guard.lock();
-                    for allowed in state.listed.values_mut() {
-                        *allowed = false;
-                    }
+    async fn on_tool_list_changed(&self, context: NotificationContext<RoleClient>) {
+        // rmcp runs each notification in its own task, so listing here cannot deadlock.
+        match context.peer.list_all_tools().await {
+            Ok(tools) => {
+                // A pin file that cannot be saved is reported by the next list_tools call;
+                // the gate itself is already updated.
+                let _ = self.guard.apply(tools);
+            }
+            Err(_) => {
+                // Cannot see the new definitions: block everything until a listing works.
+                let mut state = self.guard.lock();
+                for allowed in state.listed.values_mut() {
+                    *allowed = false;
                 }
             }
-            self.inner.on_tool_list_changed(context).await;
         }
+        self.inner.on_tool_list_changed(context).await;
     }
 
     fn on_prompt_list_changed(

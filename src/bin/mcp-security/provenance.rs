@@ -125,12 +125,10 @@ pub(crate) fn verify_server(args: VerifyServerArgs) -> Result<(Value, bool), Usa
         .clone()
         .or_else(|| entry.and_then(|s| s.publisher.clone()));
     match (&args.signature, &publisher) {
-        (Some(sig), _) => {
-            match keyring.verify_digest(&sha256, &read(sig)?, publisher.as_deref()) {
-                Ok(proof) => out["publisher"] = json!(proof.value().publisher),
-                Err(e) => return refuse(out, "signature", e.to_string()),
-            }
-        }
+        (Some(sig), _) => match keyring.verify_digest(&sha256, &read(sig)?, publisher.as_deref()) {
+            Ok(proof) => out["publisher"] = json!(proof.value().publisher),
+            Err(e) => return refuse(out, "signature", e.to_string()),
+        },
         (None, Some(p)) => {
             return refuse(
                 out,
@@ -148,8 +146,7 @@ pub(crate) fn verify_server(args: VerifyServerArgs) -> Result<(Value, bool), Usa
                 let digest = Artifact::from_bytes("attestation", &bytes)
                     .sha256()
                     .map_err(|e| Usage(e.to_string()))?;
-                if let Err(e) = keyring.verify_digest(&digest, &read(sig)?, publisher.as_deref())
-                {
+                if let Err(e) = keyring.verify_digest(&digest, &read(sig)?, publisher.as_deref()) {
                     return refuse(out, "attestation_signature", e.to_string());
                 }
             }
@@ -214,12 +211,14 @@ async fn tools_from_server(command: &[String]) -> Result<Vec<Value>, Usage> {
     use rmcp::ServiceExt;
     use rmcp::transport::TokioChildProcess;
     let Some((program, args)) = command.split_first() else {
-        return Err(Usage("give --tools-json FILE or -- COMMAND [ARGS...]".into()));
+        return Err(Usage(
+            "give --tools-json FILE or -- COMMAND [ARGS...]".into(),
+        ));
     };
     let mut cmd = tokio::process::Command::new(program);
     cmd.args(args);
-    let transport = TokioChildProcess::new(cmd)
-        .map_err(|e| Usage(format!("cannot start `{program}`: {e}")))?;
+    let transport =
+        TokioChildProcess::new(cmd).map_err(|e| Usage(format!("cannot start `{program}`: {e}")))?;
     let client = ()
         .serve(transport)
         .await

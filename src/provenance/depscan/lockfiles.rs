@@ -61,10 +61,7 @@ pub(super) fn package_lock(text: &str) -> Result<Vec<Package>, DepScanError> {
                 continue;
             };
             let derived = path.get(idx + "node_modules/".len()..).unwrap_or_default();
-            let name = entry
-                .get("name")
-                .and_then(Value::as_str)
-                .unwrap_or(derived);
+            let name = entry.get("name").and_then(Value::as_str).unwrap_or(derived);
             if let Some(version) = entry.get("version").and_then(Value::as_str) {
                 out.insert((name.to_owned(), version.to_owned()));
             }
@@ -129,7 +126,10 @@ pub(super) fn requirements(text: &str) -> (Vec<Package>, Vec<String>) {
         }
         logical.push_str(raw);
         let line = std::mem::take(&mut logical);
-        let line = match line.find(" #").or_else(|| line.starts_with('#').then_some(0)) {
+        let line = match line
+            .find(" #")
+            .or_else(|| line.starts_with('#').then_some(0))
+        {
             Some(i) => line.get(..i).unwrap_or_default().to_owned(),
             None => line,
         };
@@ -153,8 +153,7 @@ pub(super) fn requirements(text: &str) -> (Vec<Package>, Vec<String>) {
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
         // `==1.*` and `==1.0, <2` are ranges, not pins.
-        if !valid_name || version.is_empty() || version.contains(['*', ',', ' ', '<', '>', '!'])
-        {
+        if !valid_name || version.is_empty() || version.contains(['*', ',', ' ', '<', '>', '!']) {
             unpinned.push(line.to_owned());
             continue;
         }

@@ -380,7 +380,10 @@ impl AdvisoryDb {
 ///
 /// # Errors
 /// [`DepScanError::UnknownLockfile`] or [`DepScanError::Lockfile`].
-pub fn read_lockfile(file_name: &str, text: &str) -> Result<(Vec<Package>, Vec<String>), DepScanError> {
+pub fn read_lockfile(
+    file_name: &str,
+    text: &str,
+) -> Result<(Vec<Package>, Vec<String>), DepScanError> {
     match file_name {
         "Cargo.lock" => Ok((lockfiles::cargo_lock(text)?, Vec::new())),
         "package-lock.json" | "npm-shrinkwrap.json" => {

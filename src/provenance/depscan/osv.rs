@@ -138,9 +138,11 @@ pub(super) fn matches(affected: &Affected, eco: Ecosystem, version: &str) -> Mat
     let Some(v) = Ver::parse(eco, version) else {
         return Match::Unknown;
     };
-    if let Some(listed) = affected.versions.iter().find_map(|l| {
-        Ver::parse(eco, l).filter(|lv| lv.cmp(&v) == Some(Ordering::Equal))
-    }) {
+    if let Some(listed) = affected
+        .versions
+        .iter()
+        .find_map(|l| Ver::parse(eco, l).filter(|lv| lv.cmp(&v) == Some(Ordering::Equal)))
+    {
         let _ = listed;
         return Match::Affected;
     }

@@ -3,6 +3,16 @@
 
 use std::cmp::Ordering;
 
+/// epoch, release, pre-release, post-release, dev-release, local: each as PEP 440 orders it.
+type SortKey<'a> = (
+    u64,
+    &'a [u64],
+    (i8, u8, u64),
+    (i8, u64),
+    (i8, u64),
+    (bool, &'a [LocalSegment]),
+);
+
 /// A parsed PEP 440 version.
 #[derive(Debug, Clone)]
 pub struct Pep440 {
@@ -155,7 +165,7 @@ impl Pep440 {
 
     /// The sort key of PEP 440 (as `packaging` computes it): a dev release of a final version
     /// sorts before its pre-releases; no pre-release sorts after any; no post before any.
-    fn key(&self) -> (u64, &[u64], (i8, u8, u64), (i8, u64), (i8, u64), (bool, &[LocalSegment])) {
+    fn key(&self) -> SortKey<'_> {
         let pre = match (self.pre, self.post, self.dev) {
             (None, None, Some(_)) => (-1, 0, 0),
             (None, _, _) => (1, 0, 0),
