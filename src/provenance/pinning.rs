@@ -3,7 +3,7 @@
 //! ("tool poisoning").
 //!
 //! # Fingerprints
-//! A tool's fingerprint is the SHA-256 of the RFC 8785 canonical JSON ([`jcs`](super::jcs)) of
+//! A tool's fingerprint is the SHA-256 of the RFC 8785 canonical JSON ([`super::jcs`]) of
 //! an object holding the fields of its MCP definition that reach the model or the user:
 //! [`FINGERPRINT_FIELDS`] (`name`, `title`, `description`, `inputSchema`, `outputSchema`,
 //! `annotations`; absent fields are left out). Each field is also hashed on its own, so a
