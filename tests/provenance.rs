@@ -740,3 +740,63 @@ fn catalog_pins_the_artifact_digest() {
         Err(ProvenanceError::DigestMismatch)
     ));
 }
+
+mod props {
+    use mcp_security::provenance::attestation::BuildAttestation;
+    use mcp_security::provenance::catalog::Catalog;
+    use mcp_security::provenance::pinning::{PinStore, scan_text};
+    use mcp_security::provenance::{Keyring, PublicKey, jcs};
+    use proptest::prelude::*;
+    use serde_json::Value;
+
+    fn json_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(|i| Value::from(i)),
+            // Short dyadic fractions (at most 15 significant digits), which serde_json's default
+            // float parser reads exactly; it can be an ulp off on longer ones (see the jcs
+            // module docs). Arbitrary doubles are covered by jcs_numbers_round_trip.
+            (-(1i32 << 20)..(1i32 << 20), 0..5u32)
+                .prop_map(|(i, k)| Value::from(f64::from(i) / f64::from(1u32 << k))),
+            "\\PC{0,12}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(4, 32, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                prop::collection::btree_map("\\PC{0,6}", inner, 0..6)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn file_parsers_never_panic(text in "\\PC{0,300}") {
+            let _ = Keyring::from_toml_str(&text);
+            let _ = Catalog::from_toml_str(&text);
+            let _ = BuildAttestation::from_json(text.as_bytes());
+            let _ = PinStore::from_json(text.as_bytes());
+            let _ = PublicKey::parse("p", &text);
+            let _ = scan_text("description", &text, &["send_email", "fetch"]);
+        }
+
+        #[test]
+        fn jcs_is_json_and_a_fixed_point(v in json_value()) {
+            let canonical = jcs::to_string(&v);
+            let reparsed: Value = serde_json::from_str(&canonical).unwrap();
+            // Numbers go through f64, as RFC 8785 says; everything else is unchanged.
+            prop_assert_eq!(jcs::to_string(&reparsed), canonical.clone());
+            let pretty = serde_json::to_string_pretty(&v).unwrap();
+            let again: Value = serde_json::from_str(&pretty).unwrap();
+            prop_assert_eq!(jcs::to_string(&again), canonical);
+        }
+
+        #[test]
+        fn jcs_numbers_round_trip(f in any::<f64>().prop_filter("finite", |f| f.is_finite())) {
+            let s = jcs::to_string(&Value::from(f));
+            let back: f64 = s.parse().unwrap();
+            prop_assert_eq!(back, if f == 0.0 { 0.0 } else { f });
+        }
+    }
+}

@@ -349,7 +349,7 @@ fn poisoning_samples_are_flagged() {
         ),
     ];
     for (description, kind) in samples {
-        let found = findings(description, &["send_email", "t"]);
+        let found = findings(description, &["send_email", "fetch", "t"]);
         let names: Vec<String> = found
             .iter()
             .map(|k| {
@@ -387,9 +387,13 @@ fn benign_descriptions_are_not_flagged() {
         "Converts between currencies 💱 using daily rates 👨\u{200D}👩\u{200D}👧.",
         "Returns process environment information such as uptime and memory use.",
         "Étiquette: renvoie la date du jour au format ISO 8601 (日本語も可).",
+        "Post a message to a Slack channel; API docs at https://api.slack.com/methods/chat.postMessage.",
+        "Signs the payload with the configured private key and returns a detached signature.",
+        "Fetch a URL and search the page for the given text.",
+        "Generates an image from <prompt> in the given <context> style.",
     ];
     for d in benign {
-        let f = findings(d, &["send_email", "list_directory"]);
+        let f = findings(d, &["send_email", "list_directory", "fetch", "search"]);
         assert!(f.is_empty(), "{d:?}: {f:?}");
     }
 }

@@ -8,6 +8,12 @@
 //!   (shortest round-trip digits; exponent form below 1e-6 and from 1e21; `-0` as `0`).
 //!   Integers beyond 2^53 therefore lose precision, exactly as in every JCS implementation.
 //!
+//! Numbers are taken as serde_json parsed them. serde_json's default float parser can be one
+//! unit in the last place off for some 17-digit inputs (its `float_roundtrip` feature fixes
+//! that, at twice the parsing cost); the same text always parses the same way, so
+//! fingerprints stay stable, but such a number may canonicalise differently from another JCS
+//! implementation.
+//!
 //! ```
 //! use mcp_security::provenance::jcs;
 //! let v = serde_json::json!({"b": [1.0, 1e21, 0.000001], "a": "\u{1f600}\n"});

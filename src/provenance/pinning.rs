@@ -430,14 +430,14 @@ pub enum PoisonKind {
 
 static HIDDEN_BLOCK: LazyLock<Option<Regex>> = LazyLock::new(|| {
     Regex::new(
-        r"(?i)<\s*/?\s*(important|system|instructions?|secret|hidden|admin|assistant|prompt|context|critical)\b[^>]*>|<!--|\[/?inst\]|\b(ignore|disregard|forget)\s+(all\s+|any\s+)?(the\s+)?(previous|prior|above|earlier)\s+(instructions|rules|prompts?)|do\s+not\s+(tell|inform|mention\s+(this\s+)?to)\s+the\s+user",
+        r"(?i)<\s*/?\s*(important|system|instructions?|secret|hidden|admin|assistant|critical)\b[^>]*>|<!--|\[/?inst\]|\b(ignore|disregard|forget)\s+(all\s+|any\s+)?(the\s+)?(previous|prior|above|earlier)\s+(instructions|rules|prompts?)|do\s+not\s+(tell|inform|mention\s+(this\s+)?to)\s+the\s+user",
     )
     .ok()
 });
 
 static SENSITIVE: LazyLock<Option<Regex>> = LazyLock::new(|| {
     Regex::new(
-        r#"(?i)(~/\.ssh|\.ssh/|\bid_(rsa|dsa|ecdsa|ed25519)\b|(^|[\s/'"`(~])\.env\b|\.aws/credentials|\.npmrc\b|\.pypirc\b|\.netrc\b|\.git-credentials|/etc/(passwd|shadow)\b|\.kube/config|\.docker/config\.json|\.gnupg\b|claude_desktop_config|mcp\.json\b|private[ _-]key)"#,
+        r#"(?i)(~/\.ssh|\.ssh/|\bid_(rsa|dsa|ecdsa|ed25519)\b|(^|[\s/'"`(~])\.env\b|\.aws/credentials|\.npmrc\b|\.pypirc\b|\.netrc\b|\.git-credentials|/etc/(passwd|shadow)\b|\.kube/config|\.docker/config\.json|\.gnupg\b|claude_desktop_config|mcp\.json\b)"#,
     )
     .ok()
 });
@@ -447,7 +447,7 @@ static URL: LazyLock<Option<Regex>> =
 
 static SEND_VERB: LazyLock<Option<Regex>> = LazyLock::new(|| {
     Regex::new(
-        r"(?i)\b(send|post|upload|forward|exfiltrate|transmit|submit|leak|append)\b[^.\n]{0,120}https?://",
+        r"(?i)\b(send|post|upload|forward|exfiltrate|transmit|submit|leak|append)\b[^.\n]{0,120}\b(to|into)\s+<?https?://",
     )
     .ok()
 });
@@ -521,9 +521,25 @@ pub fn scan_text(field: &str, text: &str, other_tools: &[&str]) -> Vec<PoisonFin
             push(PoisonKind::SensitiveFile { name });
         }
     }
+    // Identifier-like names (`send_email`) count wherever they appear as a word; plain-word
+    // names (`search`) only when quoted, since the word itself is ordinary prose.
     for word in text.split(|c: char| !(c.is_alphanumeric() || c == '_' || c == '-')) {
         if word.len() >= 3
+            && !word.chars().all(char::is_alphabetic)
             && let Some(t) = other_tools.iter().find(|t| **t == word)
+        {
+            push(PoisonKind::OtherToolMentioned {
+                tool: (*t).to_owned(),
+            });
+        }
+    }
+    for t in other_tools
+        .iter()
+        .filter(|t| t.len() >= 3 && t.chars().all(char::is_alphabetic))
+    {
+        if ['`', '\'', '"']
+            .iter()
+            .any(|q| text.contains(&format!("{q}{t}{q}")))
         {
             push(PoisonKind::OtherToolMentioned {
                 tool: (*t).to_owned(),
