@@ -753,7 +753,7 @@ mod props {
         let leaf = prop_oneof![
             Just(Value::Null),
             any::<bool>().prop_map(Value::Bool),
-            any::<i64>().prop_map(|i| Value::from(i)),
+            any::<i64>().prop_map(Value::from),
             // Short dyadic fractions (at most 15 significant digits), which serde_json's default
             // float parser reads exactly; it can be an ulp off on longer ones (see the jcs
             // module docs). Arbitrary doubles are covered by jcs_numbers_round_trip.
