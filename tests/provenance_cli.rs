@@ -174,6 +174,12 @@ fn verify_server_accepts_a_signed_attested_catalogued_server() {
     assert_eq!((code, &v["failed"]), (1, &json!("signature")), "{v}");
     let (code, v, _) = s.verify("1.2.0", "production", &["--signature", &sig]);
     assert_eq!((code, &v["failed"]), (1, &json!("attestation")), "{v}");
+    // --publisher cannot swap the catalog's publisher for another.
+    let mut other = full.to_vec();
+    other.extend(["--publisher", "mallory"]);
+    let (code, v, _) = s.verify("1.2.0", "production", &other);
+    assert_eq!((code, &v["failed"]), (1, &json!("signature")), "{v}");
+    assert_eq!(v["reason"], "the catalog requires publisher `acme`");
 
     // A tampered artifact: the signature no longer verifies.
     std::fs::write(

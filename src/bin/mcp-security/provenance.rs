@@ -69,7 +69,8 @@ pub(crate) struct VerifyServerArgs {
     /// catalog names the server's publisher.
     #[arg(long)]
     signature: Option<PathBuf>,
-    /// The publisher that must have signed (default: the catalog's, else any trusted key).
+    /// The publisher that must have signed, when the catalog names none (default: any
+    /// trusted key). It cannot differ from the catalog's publisher.
     #[arg(long)]
     publisher: Option<String>,
     /// The build attestation (JSON). Required when the catalog sets `[server.attestation]`.
@@ -120,10 +121,18 @@ pub(crate) fn verify_server(args: VerifyServerArgs) -> Result<(Value, bool), Usa
         return refuse(out, "digest", e.to_string());
     }
     let entry = catalog.server(&args.server);
-    let publisher = args
-        .publisher
-        .clone()
-        .or_else(|| entry.and_then(|s| s.publisher.clone()));
+    let required = entry.and_then(|s| s.publisher.clone());
+    // --publisher may narrow "any trusted key" to one, never replace the catalog's publisher.
+    if let (Some(req), Some(given)) = (&required, &args.publisher)
+        && req != given
+    {
+        return refuse(
+            out,
+            "signature",
+            format!("the catalog requires publisher `{req}`"),
+        );
+    }
+    let publisher = required.or_else(|| args.publisher.clone());
     match (&args.signature, &publisher) {
         (Some(sig), _) => match keyring.verify_digest(&sha256, &read(sig)?, publisher.as_deref()) {
             Ok(proof) => out["publisher"] = json!(proof.value().publisher),
