@@ -255,6 +255,27 @@ fn package_lock_v3() {
     assert!(!r.is_clean());
 }
 
+/// A lockfile written by npm itself (`npm install --package-lock-only lodash@4.17.11
+/// mkdirp@0.5.5 @babel/code-frame@7.24.7 optimist@0.6.1`, npm 10, lockfile v3).
+#[test]
+fn a_lockfile_written_by_npm() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/npm-v3");
+    let r = scan_path(&dir, &db()).unwrap();
+    assert_eq!(r.packages.len(), 18);
+    assert!(r.packages.iter().any(|p| p.name == "@babel/highlight"));
+    assert_eq!(ids(&r, "lodash"), ["GHSA-jf85-cpcp-j695"]);
+    // Two minimists: the hoisted 1.2.8 is fixed, optimist's nested 0.0.10 is not.
+    let m: Vec<&str> = r
+        .findings
+        .iter()
+        .filter(|f| f.package.name == "minimist")
+        .map(|f| f.package.version.as_str())
+        .collect();
+    assert_eq!(m, ["0.0.10"]);
+    assert!(r.malicious.is_empty());
+    assert_eq!(r.risk_score, 80);
+}
+
 const PACKAGE_LOCK_V1: &str = r#"{
   "name": "legacy",
   "version": "0.1.0",
