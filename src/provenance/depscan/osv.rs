@@ -138,12 +138,12 @@ pub(super) fn matches(affected: &Affected, eco: Ecosystem, version: &str) -> Mat
     let Some(v) = Ver::parse(eco, version) else {
         return Match::Unknown;
     };
-    if let Some(listed) = affected
+    // Listed versions may be spelled differently (`1.0` and `1.0.0` are one PyPI version).
+    if affected
         .versions
         .iter()
-        .find_map(|l| Ver::parse(eco, l).filter(|lv| lv.cmp(&v) == Some(Ordering::Equal)))
+        .any(|l| Ver::parse(eco, l).is_some_and(|lv| lv.cmp(&v) == Some(Ordering::Equal)))
     {
-        let _ = listed;
         return Match::Affected;
     }
     let mut unknown = false;
