@@ -49,6 +49,8 @@
 //! | `cli` | no | the `mcp-security` command-line tool |
 //! | `redis` | no | [`ratelimit::RedisRateLimiter`]: rate limits shared by replicas through Redis |
 //! | `schema` | no | [`validate::ToolSchemas`] checks tool arguments against each tool's JSON Schema |
+//! | `provenance` | no | ed25519/RSA signatures and keyring, server catalog, OSV dependency scan ([`provenance`]) |
+//! | `rmcp-client` | no | `adapters::rmcp::SecureClient`: tool definition pinning on the client side |
 //!
 //! # Untrusted input and panics
 //! Every parser here ([`Message::parse`], the policy file, URIs, arguments) returns an error

@@ -4,7 +4,15 @@
 //! mcp-security check --policy policy.toml --request req.json [--api-key K | --host H] [--ip A] [--at RFC3339]
 //! mcp-security check-uri --policy policy.toml URI
 //! mcp-security hash-key < key.txt
+//! mcp-security scan-deps PATH --osv DIR [--malicious FILE]
+//! mcp-security verify-server ARTIFACT --catalog C --keyring K --server NAME --server-version V
+//!     [--environment dev|staging|production] [--signature SIG] [--publisher ID]
+//!     [--attestation FILE [--attestation-signature SIG]]
+//! mcp-security pin --file PINS [--update] (--tools-json FILE | -- COMMAND [ARGS...])
 //! ```
+//!
+//! `scan-deps`, `verify-server` and `pin` print a JSON report and exit 0 when clean or
+//! trusted, 1 when something was found or refused, 2 for a usage or input error.
 //!
 //! `check` prints one JSON object per request (an array for a batch) and exits 0 when every
 //! request is allowed, 1 when any is denied, and 2 for a usage, request or policy error.
@@ -21,6 +29,9 @@ use mcp_security::authn::AssertedIdentity;
 use mcp_security::policy::Policy;
 use mcp_security::{Credentials, EnvelopeKind, Identity, Message, RequestContext, Transport};
 use serde_json::{Value, json};
+
+#[path = "mcp-security/provenance.rs"]
+mod provenance;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -44,6 +55,12 @@ enum Command {
     HashKey,
     /// Redact standard input to standard output.
     Redact(RedactArgs),
+    /// Match lockfiles against an offline OSV advisory database.
+    ScanDeps(provenance::ScanDepsArgs),
+    /// Verify a server artifact: catalog, digest, signature, build attestation.
+    VerifyServer(provenance::VerifyServerArgs),
+    /// Pin a server's tool definitions, or check them against the pins.
+    Pin(provenance::PinArgs),
 }
 
 /// The `redact` subcommand's arguments.
@@ -345,6 +362,11 @@ fn main() -> ExitCode {
         Command::CheckUri(args) => check_uri(args).map(|(v, ok)| (v.to_string(), ok)),
         Command::HashKey => hash_key().map(|h| (h, true)),
         Command::Redact(args) => redact(args).map(|t| (t, true)),
+        Command::ScanDeps(args) => provenance::scan_deps(args).map(|(v, ok)| (v.to_string(), ok)),
+        Command::VerifyServer(args) => {
+            provenance::verify_server(args).map(|(v, ok)| (v.to_string(), ok))
+        }
+        Command::Pin(args) => provenance::pin(args).map(|(v, ok)| (v.to_string(), ok)),
     };
     match result {
         Ok((text, ok)) => {

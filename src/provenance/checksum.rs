@@ -1,17 +1,68 @@
 //! SHA-256 checksum verification.
 
-use std::fs::File;
-use std::io::Read;
-
 use async_trait::async_trait;
-use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::{Artifact, ArtifactDigest, ProvenanceError, ProvenanceVerifier, Verified};
+use super::{
+    Artifact, ArtifactDigest, Digest as AnyDigest, HashAlgorithm, ProvenanceError,
+    ProvenanceVerifier, Verified,
+};
+
+/// Accepts an artifact (file, tree or bytes) whose SHA-256 or SHA-512 equals a pinned digest.
+#[derive(Debug, Clone)]
+pub struct Checksum {
+    algorithm: HashAlgorithm,
+    expected: Vec<u8>,
+}
+
+impl Checksum {
+    /// Pins a digest given as hex: 64 characters for SHA-256, 128 for SHA-512.
+    ///
+    /// # Errors
+    /// [`ProvenanceError::BadExpectedDigest`] for anything else.
+    pub fn from_hex(algorithm: HashAlgorithm, hex: &str) -> Result<Self, ProvenanceError> {
+        let len = match algorithm {
+            HashAlgorithm::Sha256 => 64,
+            HashAlgorithm::Sha512 => 128,
+        };
+        if hex.len() != len {
+            return Err(ProvenanceError::BadExpectedDigest);
+        }
+        let expected = hex
+            .as_bytes()
+            .chunks_exact(64)
+            .map(|c| {
+                std::str::from_utf8(c)
+                    .ok()
+                    .and_then(crate::hex::parse_sha256)
+            })
+            .collect::<Option<Vec<[u8; 32]>>>()
+            .ok_or(ProvenanceError::BadExpectedDigest)?
+            .concat();
+        Ok(Checksum {
+            algorithm,
+            expected,
+        })
+    }
+
+    /// Hashes the artifact (streamed) and compares in constant time.
+    ///
+    /// # Errors
+    /// [`ProvenanceError::DigestMismatch`], or a hashing error.
+    pub fn check(&self, artifact: &Artifact<'_>) -> Result<Verified<AnyDigest>, ProvenanceError> {
+        let actual = artifact.digest(self.algorithm)?;
+        if bool::from(actual.bytes().ct_eq(&self.expected)) {
+            Ok(Verified::new(actual))
+        } else {
+            Err(ProvenanceError::DigestMismatch)
+        }
+    }
+}
 
 /// Accepts an artifact whose SHA-256 equals a pinned digest.
 ///
-/// Files are hashed in 64 KiB chunks, so large artifacts never sit in memory whole.
+/// Files are hashed in 64 KiB chunks, so large artifacts never sit in memory whole; a
+/// directory is hashed as a tree (see [`digest`](super::digest)).
 #[derive(Debug, Clone)]
 pub struct Sha256Checksum {
     expected: [u8; 32],
@@ -32,29 +83,6 @@ impl Sha256Checksum {
     pub fn digest_hex(bytes: &[u8]) -> String {
         crate::hex::sha256_hex(bytes)
     }
-
-    fn digest(artifact: &Artifact<'_>) -> Result<[u8; 32], ProvenanceError> {
-        match artifact {
-            Artifact::Bytes { bytes, .. } => Ok(Sha256::digest(bytes).into()),
-            Artifact::File(path) => {
-                let read_err = |source| ProvenanceError::Read {
-                    path: path.to_path_buf(),
-                    source,
-                };
-                let mut file = File::open(path).map_err(read_err)?;
-                let mut hasher = Sha256::new();
-                let mut buf = vec![0u8; 64 * 1024];
-                loop {
-                    let n = file.read(&mut buf).map_err(read_err)?;
-                    if n == 0 {
-                        break;
-                    }
-                    hasher.update(buf.get(..n).unwrap_or_default());
-                }
-                Ok(hasher.finalize().into())
-            }
-        }
-    }
 }
 
 #[async_trait]
@@ -63,7 +91,7 @@ impl ProvenanceVerifier for Sha256Checksum {
         &self,
         artifact: &Artifact<'_>,
     ) -> Result<Verified<ArtifactDigest>, ProvenanceError> {
-        let actual = Self::digest(artifact)?;
+        let actual = *artifact.sha256()?.bytes();
         if bool::from(actual.ct_eq(&self.expected)) {
             Ok(Verified::new(ArtifactDigest(actual)))
         } else {

@@ -35,7 +35,12 @@
 //! # }
 //! ```
 
+#[cfg(feature = "rmcp-client")]
+mod client;
 mod server;
 mod tasks;
 
+#[cfg(feature = "rmcp-client")]
+#[cfg_attr(docsrs, doc(cfg(feature = "rmcp-client")))]
+pub use client::{SecureClient, SecureClientError, ToolList};
 pub use server::{FORWARDED_METHODS, SecureServer};
