@@ -3,3 +3,7 @@
 #[cfg(feature = "rmcp")]
 #[cfg_attr(docsrs, doc(cfg(feature = "rmcp")))]
 pub mod rmcp;
+
+/// The HTTP layer in front of rmcp's Streamable HTTP service.
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
+pub mod http;

@@ -316,9 +316,25 @@ impl<H: ServerHandler> SecureServer<H> {
         &self.layer
     }
 
-    fn context(&self, id: Option<&rmcp::model::RequestId>) -> crate::RequestContext {
-        let cx =
-            crate::RequestContext::new(self.transport).with_credentials(self.credentials.clone());
+    /// The context of one request. Over Streamable HTTP behind the HTTP layer, the caller is
+    /// the one the layer authenticated for this very request (read from the `http` request
+    /// parts rmcp puts in the extensions); otherwise it is the connection's credentials.
+    fn context(
+        &self,
+        id: Option<&rmcp::model::RequestId>,
+        #[cfg_attr(
+            not(feature = "http"),
+            allow(unused_variables, reason = "read only over HTTP")
+        )]
+        ext: &rmcp::model::Extensions,
+    ) -> crate::RequestContext {
+        #[cfg(feature = "http")]
+        let per_request = crate::adapters::http::request_context(ext);
+        #[cfg(not(feature = "http"))]
+        let per_request: Option<crate::RequestContext> = None;
+        let cx = per_request.unwrap_or_else(|| {
+            crate::RequestContext::new(self.transport).with_credentials(self.credentials.clone())
+        });
         match id {
             Some(id) => cx.with_correlation_id(correlation(id)),
             None => cx,
@@ -356,7 +372,7 @@ impl<H: ServerHandler> SecureServer<H> {
         Fut: Future<Output = Result<T, McpError>>,
         T: serde::Serialize + serde::de::DeserializeOwned,
     {
-        let cx = self.context(Some(&context.id));
+        let cx = self.context(Some(&context.id), &context.extensions);
         let pending = self.admit(&action, cx, &mut context.extensions).await?;
         let mut result = call(&self.inner, context).await;
         let mut report = RedactionReport::default();
@@ -383,7 +399,7 @@ impl<H: ServerHandler> SecureServer<H> {
         T: serde::Serialize + serde::de::DeserializeOwned,
     {
         let action = Action::Other { method };
-        let cx = self.context(Some(&context.id));
+        let cx = self.context(Some(&context.id), &context.extensions);
         let pending = self.admit(&action, cx, &mut context.extensions).await?;
         if !self.tasks.owned_by(task_id, pending.identity()) {
             let d = Denial::new(
@@ -410,7 +426,7 @@ impl<H: ServerHandler> SecureServer<H> {
         method: &str,
         context: &mut NotificationContext<RoleServer>,
     ) -> bool {
-        let cx = self.context(None);
+        let cx = self.context(None, &context.extensions);
         let action = Action::Notification { method };
         match self.layer.admit(&action, &cx, None).await {
             Ok(admission) => {
@@ -540,7 +556,7 @@ impl<H: ServerHandler> SecureServer<H> {
         Fut: Future<Output = Result<T, McpError>>,
     {
         let action = Action::List(kind);
-        let cx = self.context(Some(&context.id));
+        let cx = self.context(Some(&context.id), &context.extensions);
         let pending = self.admit(&action, cx, &mut context.extensions).await?;
         let mut result = call(&self.inner, context).await;
         if let Ok(list) = result.as_mut() {
@@ -562,7 +578,7 @@ impl<H: ServerHandler> ServerHandler for SecureServer<H> {
         mut context: RequestContext<RoleServer>,
     ) -> Result<InitializeResult, McpError> {
         // A connection whose credentials fail is refused here, at its first request.
-        let cx = self.context(Some(&context.id));
+        let cx = self.context(Some(&context.id), &context.extensions);
         let pending = self
             .admit(&Action::Initialize, cx, &mut context.extensions)
             .await?;
@@ -630,7 +646,7 @@ impl<H: ServerHandler> ServerHandler for SecureServer<H> {
         mut request: GetPromptRequestParams,
         mut context: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, McpError> {
-        let cx = self.context(Some(&context.id));
+        let cx = self.context(Some(&context.id), &context.extensions);
         let pending = {
             let action = Action::GetPrompt {
                 name: &request.name,
@@ -719,7 +735,7 @@ impl<H: ServerHandler> ServerHandler for SecureServer<H> {
         request: ReadResourceRequestParams,
         mut context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, McpError> {
-        let cx = self.context(Some(&context.id));
+        let cx = self.context(Some(&context.id), &context.extensions);
         let action = Action::ReadResource { uri: &request.uri };
         let pending = self.admit(&action, cx, &mut context.extensions).await?;
         let mut result = self.inner.read_resource(request, context).await;
@@ -749,7 +765,10 @@ impl<H: ServerHandler> ServerHandler for SecureServer<H> {
         let action = Action::Other {
             method: "subscriptions/listen",
         };
-        let cx = self.context(Some(&context.request_context().id));
+        let cx = self.context(
+            Some(&context.request_context().id),
+            &context.request_context().extensions,
+        );
         let pending = match self.layer.admit(&action, &cx, None).await {
             Ok(a) => Pending::new(&self.layer, a, &action, cx),
             Err(d) => return Err(wire_error(&action, &d)),
@@ -826,7 +845,7 @@ impl<H: ServerHandler> ServerHandler for SecureServer<H> {
         mut request: CallToolRequestParams,
         mut context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
-        let cx = self.context(Some(&context.id));
+        let cx = self.context(Some(&context.id), &context.extensions);
         let action = Action::CallTool {
             name: &request.name,
             arguments: request.arguments.as_ref(),
@@ -908,7 +927,7 @@ impl<H: ServerHandler> ServerHandler for SecureServer<H> {
                     field: "params",
                     expected: "what the method defines",
                 });
-                let cx = self.context(Some(&context.id));
+                let cx = self.context(Some(&context.id), &context.extensions);
                 let d = self
                     .layer
                     .reject_malformed(&request.method, &cx, &error)
