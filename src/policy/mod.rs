@@ -296,14 +296,16 @@ impl Policy {
             );
         }
         let hosts: Vec<String> = f.auth.api_keys.iter().map(|k| k.host.clone()).collect();
-        let authenticator =
-            (!entries.is_empty()).then(|| Arc::new(ApiKeyAuthenticator::new(entries)));
         let http = f
             .http
             .as_ref()
             .map(|h| http_config(h, f.server.resource.as_deref()))
             .transpose()?;
         let http_anonymous = http.as_ref().is_some_and(|h| h.anonymous.is_some());
+        // With only the HTTP layer's named anonymous access, the layer still gets an
+        // authenticator: one with no keys, which refuses every credential presented.
+        let authenticator = (!entries.is_empty() || http_anonymous)
+            .then(|| Arc::new(ApiKeyAuthenticator::new(entries)));
         if authenticator.is_none() && !f.auth.anonymous && !http_anonymous {
             return Err(invalid(
                 "auth",
