@@ -156,4 +156,40 @@ mod tests {
         );
         assert_eq!(challenge(None, ChallengeError::None, &[]), "Bearer");
     }
+
+    /// The quoted-string after `name=` in `header`, unescaped.
+    fn quoted_param(header: &str, name: &str) -> Option<String> {
+        let start = header.find(&format!("{name}=\""))? + name.len() + 2;
+        let mut out = String::new();
+        let mut chars = header.get(start..)?.chars();
+        loop {
+            match chars.next()? {
+                '\\' => out.push(chars.next()?),
+                '"' => return Some(out),
+                c => out.push(c),
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn bearer_never_panics_and_never_returns_more_than_it_was_given(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
+        ) {
+            if let Presented::Bearer(t) = bearer(std::iter::once(bytes.as_slice()), 256) {
+                proptest::prop_assert!(t.len() < bytes.len());
+                proptest::prop_assert!(t.bytes().all(|b| b.is_ascii_graphic()));
+            }
+        }
+
+        #[test]
+        fn any_configured_value_stays_inside_its_quoted_string(url in ".{0,80}", scope in "[!#-\\[\\]-~]{1,20}") {
+            let c = challenge(Some(&url), ChallengeError::InvalidToken, &[Arc::from(scope.as_str())]);
+            proptest::prop_assert!(::http::HeaderValue::from_str(&c).is_ok());
+            let kept: String = url.chars().filter(|c| matches!(c, ' ' | '\t' | '!'..='~')).collect();
+            proptest::prop_assert_eq!(quoted_param(&c, "resource_metadata"), Some(kept));
+            proptest::prop_assert_eq!(quoted_param(&c, "scope"), Some(scope));
+            proptest::prop_assert_eq!(quoted_param(&c, "error"), Some("invalid_token".to_owned()));
+        }
+    }
 }

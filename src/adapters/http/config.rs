@@ -517,4 +517,13 @@ mod tests {
         assert!(HttpConfig::new().with_required_scopes(["a b"]).is_err());
         assert!(HttpConfig::new().with_required_scopes(["a\"b"]).is_err());
     }
+
+    proptest::proptest! {
+        #[test]
+        fn authorities_never_panic(s in ".{0,300}") {
+            if let Some((host, _)) = split_authority(&s) {
+                proptest::prop_assert!(!host.is_empty());
+            }
+        }
+    }
 }
