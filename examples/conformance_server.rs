@@ -31,9 +31,9 @@ use rmcp::model::{
     ElicitationSchema, GetPromptRequestParams, GetPromptResponse, GetPromptResult, ImageContent,
     Implementation, ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult,
     ListToolsResult, LoggingLevel, LoggingMessageNotificationParam, PaginatedRequestParams,
-    ProgressNotificationParam, Prompt, PromptArgument, PromptMessage, ResourceTemplate,
-    ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, Reference, Resource,
-    ResourceContents, Role, SamplingMessage, ServerCapabilities, ServerConfig,
+    ProgressNotificationParam, Prompt, PromptArgument, PromptMessage, ReadResourceRequestParams,
+    ReadResourceResponse, ReadResourceResult, Reference, Resource, ResourceContents,
+    ResourceTemplate, Role, SamplingMessage, ServerCapabilities, ServerConfig,
     SetLevelRequestParams, SubscribeRequestParams, Tool, UnsubscribeRequestParams,
 };
 use rmcp::service::RequestContext;
@@ -67,7 +67,11 @@ fn tools() -> Vec<Tool> {
         tool("test_simple_text", "Returns simple text content", no_args()),
         tool("test_image_content", "Returns image content", no_args()),
         tool("test_audio_content", "Returns audio content", no_args()),
-        tool("test_embedded_resource", "Returns an embedded resource", no_args()),
+        tool(
+            "test_embedded_resource",
+            "Returns an embedded resource",
+            no_args(),
+        ),
         tool(
             "test_multiple_content_types",
             "Returns text, image and resource content",
@@ -167,19 +171,21 @@ impl Conformance {
                 .map(str::to_owned)
         };
         Ok(match &*request.name {
-            "test_simple_text" => CallToolResult::success(vec![text(
-                "This is a simple text response for testing.",
-            )]),
-            "test_image_content" => CallToolResult::success(vec![ContentBlock::image(PNG, "image/png")]),
+            "test_simple_text" => {
+                CallToolResult::success(vec![text("This is a simple text response for testing.")])
+            }
+            "test_image_content" => {
+                CallToolResult::success(vec![ContentBlock::image(PNG, "image/png")])
+            }
             "test_audio_content" => CallToolResult::success(vec![ContentBlock::Audio(
                 AudioContent::new(WAV, "audio/wav"),
             )]),
-            "test_embedded_resource" => CallToolResult::success(vec![ContentBlock::resource(
-                ResourceContents::text(
+            "test_embedded_resource" => {
+                CallToolResult::success(vec![ContentBlock::resource(ResourceContents::text(
                     "This is an embedded resource content.",
                     "test://embedded-resource",
-                ),
-            )]),
+                ))])
+            }
             "test_multiple_content_types" => CallToolResult::success(vec![
                 text("Multiple content types test:"),
                 ContentBlock::image(PNG, "image/png"),
@@ -213,7 +219,9 @@ impl Conformance {
             )]),
             "test_tool_with_progress" => {
                 let token = cx.meta.get_progress_token();
-                for (progress, message) in [(0.0, "Starting"), (50.0, "Halfway"), (100.0, "Complete")] {
+                for (progress, message) in
+                    [(0.0, "Starting"), (50.0, "Halfway"), (100.0, "Complete")]
+                {
                     if let Some(token) = &token {
                         let _ = cx
                             .peer
@@ -241,7 +249,12 @@ impl Conformance {
                     Ok(r) => {
                         let answer = serde_json::to_value(&r.message)
                             .ok()
-                            .and_then(|m| m.pointer("/content/text").or_else(|| m.pointer("/content/0/text")).and_then(Value::as_str).map(str::to_owned))
+                            .and_then(|m| {
+                                m.pointer("/content/text")
+                                    .or_else(|| m.pointer("/content/0/text"))
+                                    .and_then(Value::as_str)
+                                    .map(str::to_owned)
+                            })
                             .unwrap_or_else(|| "no text".to_owned());
                         CallToolResult::success(vec![text(format!("LLM response: {answer}"))])
                     }
@@ -249,7 +262,8 @@ impl Conformance {
                 }
             }
             "test_elicitation" => {
-                let message = arg("message").unwrap_or_else(|| "Please provide your information".to_owned());
+                let message =
+                    arg("message").unwrap_or_else(|| "Please provide your information".to_owned());
                 let schema = json!({
                     "type": "object",
                     "properties": {
@@ -275,7 +289,9 @@ impl Conformance {
                     }
                 });
                 match elicit(&cx, "Please provide values (all have defaults)", schema).await {
-                    Ok(r) => CallToolResult::success(vec![text(format!("Elicitation completed: {r}"))]),
+                    Ok(r) => {
+                        CallToolResult::success(vec![text(format!("Elicitation completed: {r}"))])
+                    }
                     Err(e) => CallToolResult::error(vec![text(format!("Elicitation error: {e}"))]),
                 }
             }
@@ -299,7 +315,9 @@ impl Conformance {
                     }
                 });
                 match elicit(&cx, "Test enum schema improvements", schema).await {
-                    Ok(r) => CallToolResult::success(vec![text(format!("Enum elicitation completed: {r}"))]),
+                    Ok(r) => CallToolResult::success(vec![text(format!(
+                        "Enum elicitation completed: {r}"
+                    ))]),
                     Err(e) => CallToolResult::error(vec![text(format!("Elicitation error: {e}"))]),
                 }
             }
@@ -328,7 +346,10 @@ impl ServerHandler for Conformance {
                 .enable_completions()
                 .build(),
         )
-        .with_server_info(Implementation::new("mcp-security-conformance", env!("CARGO_PKG_VERSION")))
+        .with_server_info(Implementation::new(
+            "mcp-security-conformance",
+            env!("CARGO_PKG_VERSION"),
+        ))
     }
 
     async fn ping(&self, _cx: RequestContext<RoleServer>) -> Result<(), McpError> {
@@ -435,7 +456,11 @@ impl ServerHandler for Conformance {
         _cx: RequestContext<RoleServer>,
     ) -> Result<ListPromptsResult, McpError> {
         Ok(ListPromptsResult::with_all_items(vec![
-            Prompt::new("test_simple_prompt", Some("A simple prompt without arguments"), None),
+            Prompt::new(
+                "test_simple_prompt",
+                Some("A simple prompt without arguments"),
+                None,
+            ),
             Prompt::new(
                 "test_prompt_with_arguments",
                 Some("A prompt with arguments"),
@@ -457,7 +482,11 @@ impl ServerHandler for Conformance {
                         .with_required(false),
                 ]),
             ),
-            Prompt::new("test_prompt_with_image", Some("A prompt with an image"), None),
+            Prompt::new(
+                "test_prompt_with_image",
+                Some("A prompt with an image"),
+                None,
+            ),
         ]))
     }
 
@@ -502,11 +531,17 @@ impl ServerHandler for Conformance {
                         None,
                         None,
                     ),
-                    PromptMessage::new_text(Role::User, "Please process the embedded resource above."),
+                    PromptMessage::new_text(
+                        Role::User,
+                        "Please process the embedded resource above.",
+                    ),
                 ])
             }
             "test_prompt_with_image" => GetPromptResult::new(vec![
-                PromptMessage::new(Role::User, ContentBlock::Image(ImageContent::new(PNG, "image/png"))),
+                PromptMessage::new(
+                    Role::User,
+                    ContentBlock::Image(ImageContent::new(PNG, "image/png")),
+                ),
                 PromptMessage::new_text(Role::User, "Please analyze the image above."),
             ]),
             _ => return Err(McpError::invalid_params("prompt not found", None)),
@@ -541,7 +576,9 @@ async fn main() -> Result<(), Box<dyn Error>> {
     if std::env::args().any(|a| a == "--unwrapped") {
         return unwrapped().await;
     }
-    let args = http::args("conformance_server --policy FILE --listen 127.0.0.1:PORT | --unwrapped --listen 127.0.0.1:PORT")?;
+    let args = http::args(
+        "conformance_server --policy FILE --listen 127.0.0.1:PORT | --unwrapped --listen 127.0.0.1:PORT",
+    )?;
     http::serve(&args, || Conformance).await
 }
 
@@ -562,7 +599,10 @@ async fn unwrapped() -> Result<(), Box<dyn Error>> {
     );
     let app = axum::Router::new().nest_service("/mcp", mcp);
     let listener = tokio::net::TcpListener::bind(listen).await?;
-    println!("listening on http://{}/mcp (unwrapped)", listener.local_addr()?);
+    println!(
+        "listening on http://{}/mcp (unwrapped)",
+        listener.local_addr()?
+    );
     axum::serve(listener, app)
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;

@@ -48,6 +48,7 @@
 //! | `rmcp` | yes | [`adapters::rmcp::SecureServer`], wrapping any rmcp `ServerHandler` |
 //! | `cli` | no | the `mcp-security` command-line tool |
 //! | `redis` | no | [`ratelimit::RedisRateLimiter`]: rate limits shared by replicas through Redis |
+//! | `http` | no | [`adapters::http::HttpSecurityLayer`]: the tower layer in front of rmcp's Streamable HTTP service |
 //!
 //! # Untrusted input and panics
 //! Every parser here ([`Message::parse`], the policy file, URIs, arguments) returns an error
