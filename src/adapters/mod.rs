@@ -4,6 +4,5 @@
 #[cfg_attr(docsrs, doc(cfg(feature = "rmcp")))]
 pub mod rmcp;
 
-/// The HTTP layer in front of rmcp's Streamable HTTP service.
 #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 pub mod http;
