@@ -595,6 +595,13 @@ async fn a_session_answers_only_to_the_identity_that_opened_it() {
         .unwrap();
     assert_eq!(made_up.status(), 404);
 
+    let oversized = post(&s, Some(&s.keys.alice), list)
+        .header("mcp-session-id", "s".repeat(300))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(oversized.status(), 400);
+
     let mine = with_session(&s.keys.alice, list).send().await.unwrap();
     assert_eq!(mine.status(), 200);
     let body = mine.text().await.unwrap();

@@ -76,6 +76,13 @@ where
             .disable_allowed_hosts()
             .with_max_request_body_bytes(config.max_body_bytes()),
     );
+    if !args.listen.ip().is_loopback() && config.allows_only_loopback() {
+        eprintln!(
+            "note: listening on {} but [http] allowed_hosts names only loopback hosts: requests naming \
+             another host get 403 (DNS rebinding protection); list this server's names there",
+            args.listen
+        );
+    }
     let path = config.path().to_owned();
     let app =
         axum::Router::new().fallback_service(HttpSecurityLayer::new(config, layer).layer(mcp));

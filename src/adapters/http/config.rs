@@ -415,6 +415,12 @@ impl HttpConfig {
         self.resource.as_deref()
     }
 
+    /// Whether every allowed host is a loopback name (the default): a server listening on
+    /// another address then refuses requests that name it (403), until its names are listed.
+    pub fn allows_only_loopback(&self) -> bool {
+        self.allowed_hosts.iter().all(|p| is_loopback_host(&p.host))
+    }
+
     /// The MCP endpoint path.
     pub fn path(&self) -> &str {
         &self.path
@@ -513,6 +519,13 @@ mod tests {
             HttpConfig::new()
                 .with_authorization_servers(["http://127.0.0.1:9000"])
                 .is_ok()
+        );
+        assert!(HttpConfig::new().allows_only_loopback());
+        assert!(
+            !HttpConfig::new()
+                .with_allowed_hosts(["127.0.0.1", "mcp.example.com"])
+                .unwrap_or_else(|e| unreachable!("{e}"))
+                .allows_only_loopback()
         );
         assert!(HttpConfig::new().with_required_scopes(["a b"]).is_err());
         assert!(HttpConfig::new().with_required_scopes(["a\"b"]).is_err());

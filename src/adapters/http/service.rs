@@ -30,6 +30,9 @@ pub type HttpBody = BoxBody<Bytes, BoxError>;
 /// The header carrying the MCP session id.
 const SESSION_HEADER: &str = "mcp-session-id";
 
+/// The longest session id accepted (rmcp issues 36-character UUIDs).
+const MAX_SESSION_ID_BYTES: usize = 256;
+
 /// The caller the HTTP layer authenticated, in the request's extensions (and so in the
 /// `http::request::Parts` rmcp hands to the handler).
 ///
@@ -374,13 +377,21 @@ where
             "bad request: several session ids",
         ));
     };
-    let session: Option<String> = match session.map(HeaderValue::to_str) {
+    // A session id is visible ASCII (the transport specification); bounded too, since it is
+    // written to the audit record.
+    let session: Option<String> = match session.map(HeaderValue::as_bytes) {
         None => None,
-        Some(Ok(s)) => Some(s.to_owned()),
-        Some(Err(_)) => {
+        Some(id)
+            if !id.is_empty()
+                && id.len() <= MAX_SESSION_ID_BYTES
+                && id.iter().all(u8::is_ascii_graphic) =>
+        {
+            Some(String::from_utf8_lossy(id).into_owned())
+        }
+        Some(_) => {
             return Ok(text(
                 StatusCode::BAD_REQUEST,
-                "bad request: session id is not text",
+                "bad request: malformed session id",
             ));
         }
     };
