@@ -40,11 +40,16 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# Starts the server with "$@" on a free loopback port and prints its URL.
+# Starts the server with "$@" on a free loopback port, in this shell so the trap can stop it.
 start() {
   local log="$1"; shift
   "$server_bin" "$@" --listen 127.0.0.1:0 > "$log" 2>&1 &
   pids+=("$!")
+}
+
+# The URL the server in "$1" printed once it listens.
+url_of() {
+  local log="$1" url
   for _ in $(seq 1 100); do
     url=$(sed -n 's/^listening on \(http[^ ]*\).*/\1/p' "$log")
     if [ -n "$url" ]; then echo "$url"; return 0; fi
@@ -54,8 +59,10 @@ start() {
 }
 
 cp examples/conformance_policy.toml "$work/policy.toml"
-unwrapped_url=$(start "$work/unwrapped.log" --unwrapped)
-wrapped_url=$(start "$work/wrapped.log" --policy "$work/policy.toml")
+start "$work/unwrapped.log" --unwrapped
+start "$work/wrapped.log" --policy "$work/policy.toml"
+unwrapped_url=$(url_of "$work/unwrapped.log")
+wrapped_url=$(url_of "$work/wrapped.log")
 
 echo "==> conformance suite against the unwrapped server ($unwrapped_url)"
 set +e
