@@ -751,6 +751,64 @@ anonymous = { host = "lan-tester", from = ["10.0.0.0/8"] }
     assert_eq!(r.status(), 401);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secure_server_over_http_without_the_layer_fails_closed() {
+    // The same SecureServer served by rmcp directly: nobody authenticated the request, so even a
+    // valid key in the Authorization header gets the caller nowhere.
+    let with_layer = start(HTTP_TABLE).await;
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit.jsonl");
+    let policy = Policy::from_toml_str(&format!(
+        "[[auth.api_keys]]\nhost = \"alice\"\nkey_sha256 = \"{}\"\n[[tools]]\nname = \"whoami\"\nallowed_hosts = [\"*\"]\n[audit]\npath = \"{}\"\n",
+        sha256_hex(&with_layer.keys.alice),
+        audit.display()
+    ))
+    .unwrap();
+    let layer = policy.build().unwrap();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let mcp = StreamableHttpService::new(
+        {
+            let calls = calls.clone();
+            move || {
+                Ok(SecureServer::new(
+                    Probe {
+                        calls: calls.clone(),
+                    },
+                    layer.clone(),
+                ))
+            }
+        },
+        LocalSessionManager::default().into(),
+        StreamableHttpServerConfig::default(),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(listener, axum::Router::new().fallback_service(mcp))
+            .await
+            .unwrap();
+    });
+    let transport = StreamableHttpClientTransport::with_client(
+        reqwest::Client::new(),
+        StreamableHttpClientTransportConfig::with_uri(format!("http://{addr}/mcp"))
+            .auth_header(with_layer.keys.alice.clone()),
+    );
+    let refused = refused(().serve(transport).await.map_err(|e| e.to_string()));
+    assert!(refused.contains("unauthenticated"), "{refused}");
+    assert_eq!(calls.load(Ordering::SeqCst), 0, "no handler method ran");
+    let rec: serde_json::Value = serde_json::from_str(
+        std::fs::read_to_string(&audit)
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(rec["method"], "initialize");
+    assert_eq!(rec["stage"], "authentication");
+    assert_eq!(rec["transport"], "http");
+}
+
 #[test]
 fn the_http_table_is_checked_when_the_policy_loads() {
     let base = "[auth]\nanonymous = true\n[audit]\npath = \"/tmp/x\"\n";
