@@ -162,6 +162,9 @@ pub struct RequestContext {
     received_at: DateTime<Utc>,
     correlation_id: CorrelationId,
     session_id: Option<Arc<str>>,
+    /// The caller, when a transport layer of this crate authenticated it already (the HTTP
+    /// layer). Only crate code can set it, so a peer cannot.
+    verified: Option<Identity>,
 }
 
 impl RequestContext {
@@ -174,7 +177,25 @@ impl RequestContext {
             received_at: Utc::now(),
             correlation_id: CorrelationId::None,
             session_id: None,
+            verified: None,
         }
+    }
+
+    /// Marks the caller as already authenticated by a transport layer of this crate: the
+    /// pipeline's authentication stage takes this identity instead of running the
+    /// authenticator again.
+    #[cfg_attr(
+        not(feature = "http"),
+        allow(dead_code, reason = "set only by the HTTP adapter")
+    )]
+    pub(crate) fn with_verified_identity(mut self, identity: Identity) -> Self {
+        self.verified = Some(identity);
+        self
+    }
+
+    /// The identity a transport layer of this crate already authenticated, if any.
+    pub(crate) fn verified_identity(&self) -> Option<&Identity> {
+        self.verified.as_ref()
     }
 
     /// Sets the peer's network address (HTTP); conditions on CIDRs use it.

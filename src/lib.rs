@@ -51,6 +51,7 @@
 //! | `schema` | no | [`validate::ToolSchemas`] checks tool arguments against each tool's JSON Schema |
 //! | `provenance` | no | ed25519/RSA signatures and keyring, server catalog, OSV dependency scan ([`provenance`]) |
 //! | `rmcp-client` | no | `adapters::rmcp::SecureClient`: tool definition pinning on the client side |
+//! | `http` | no | [`adapters::http::HttpSecurityLayer`]: the tower layer in front of rmcp's Streamable HTTP service |
 //!
 //! # Untrusted input and panics
 //! Every parser here ([`Message::parse`], the policy file, URIs, arguments) returns an error

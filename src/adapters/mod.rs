@@ -3,3 +3,6 @@
 #[cfg(feature = "rmcp")]
 #[cfg_attr(docsrs, doc(cfg(feature = "rmcp")))]
 pub mod rmcp;
+
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
+pub mod http;

@@ -121,9 +121,11 @@ fn ip_allowed(nets: &[IpNet], addr: Option<IpAddr>) -> bool {
 #[async_trait]
 impl Authenticator for ApiKeyAuthenticator {
     async fn authenticate(&self, cx: &RequestContext) -> Result<Identity, AuthnError> {
-        let key = cx
-            .credentials()
+        // Over HTTP an API key may come as a bearer token (`Authorization: Bearer <key>`).
+        let credentials = cx.credentials();
+        let key = credentials
             .api_key_secret()
+            .or_else(|| credentials.bearer_secret())
             .ok_or(AuthnError::Missing)?;
         let presented = sha256(key.expose().as_bytes());
         let mut found: Option<&ApiKeyEntry> = None;

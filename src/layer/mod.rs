@@ -281,6 +281,10 @@ impl Inner {
 
     async fn authenticate(&self, cx: &RequestContext) -> Result<Identity, AuthnError> {
         let inner = self;
+        // The transport authenticated this request already (the HTTP layer, per request).
+        if let Some(id) = cx.verified_identity() {
+            return Ok(id.clone());
+        }
         // Anonymous access applies only when nothing was presented: a wrong key is still wrong.
         if inner.allow_anonymous && cx.credentials().is_empty() {
             return Ok(Identity::anonymous());
@@ -554,6 +558,72 @@ impl SecurityLayer {
             .load_full()
             .reject_malformed(method, cx, error)
             .await
+    }
+
+    /// Authenticates a transport-level request (an HTTP request, before its body is read) as
+    /// the pipeline's authentication stage would, and audits a refusal under `method` and
+    /// `target`.
+    ///
+    /// # Errors
+    /// The [`Denial`] (`unauthenticated`, or `unavailable` when the authenticator could not
+    /// run), already audited with the internal reason as detail.
+    pub async fn authenticate_request(
+        &self,
+        method: &str,
+        target: Option<&str>,
+        cx: &RequestContext,
+    ) -> Result<Identity, Denial> {
+        let inner = self.current.load_full();
+        let started = Instant::now();
+        match inner.authenticate(cx).await {
+            Ok(id) => Ok(id),
+            Err(e) => {
+                let d = authn_denial(&e);
+                let detail = e.to_string();
+                let rec = Record {
+                    identity: None,
+                    outcome: AuditOutcome::Deny,
+                    stage: d.stage(),
+                    denial: Some(&d),
+                    detail: Some(&detail),
+                    rule: d.rule(),
+                    error_code: None,
+                    redactions: 0,
+                    classification: None,
+                    started,
+                };
+                // Refused whatever the sink says; a failed write is counted in `write_audit`.
+                let _ = inner.write_audit(method, target, cx, rec).await;
+                Err(d)
+            }
+        }
+    }
+
+    /// Audits a refusal a transport made on its own (a `Host` not allowed, a session that is
+    /// not the caller's, a body over the limit) and hands the denial back.
+    pub async fn audit_refusal(
+        &self,
+        method: &str,
+        target: Option<&str>,
+        cx: &RequestContext,
+        identity: Option<&Identity>,
+        denial: Denial,
+    ) -> Denial {
+        let inner = self.current.load_full();
+        let rec = Record {
+            identity,
+            outcome: AuditOutcome::Deny,
+            stage: denial.stage(),
+            denial: Some(&denial),
+            detail: None,
+            rule: denial.rule(),
+            error_code: None,
+            redactions: 0,
+            classification: None,
+            started: Instant::now(),
+        };
+        let _ = inner.write_audit(method, target, cx, rec).await;
+        denial
     }
 
     /// Authenticates `cx` as the pipeline would, without auditing: for diagnostics such as

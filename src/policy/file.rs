@@ -12,10 +12,6 @@ use super::{PolicyError, invalid};
 #[serde(deny_unknown_fields)]
 pub(super) struct PolicyFile {
     #[serde(default)]
-    #[expect(
-        dead_code,
-        reason = "accepted so policies can carry it; read by the HTTP adapter"
-    )]
     pub(super) server: Server,
     #[serde(default)]
     pub(super) auth: Auth,
@@ -34,6 +30,7 @@ pub(super) struct PolicyFile {
     #[serde(default)]
     pub(super) redaction: Redaction,
     pub(super) audit: Option<Audit>,
+    pub(super) http: Option<Http>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -299,6 +296,35 @@ pub(super) struct ClearanceSpec {
 pub(super) struct Audit {
     pub(super) path: PathBuf,
     pub(super) on_failure: Option<String>,
+}
+
+/// The `[http]` table: what the HTTP layer enforces.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Http {
+    pub(super) path: Option<String>,
+    #[serde(default)]
+    pub(super) authorization_servers: Vec<String>,
+    #[serde(default)]
+    pub(super) scopes_supported: Vec<String>,
+    #[serde(default)]
+    pub(super) required_scopes: Vec<String>,
+    pub(super) allowed_hosts: Option<Vec<String>>,
+    pub(super) allowed_origins: Option<Vec<String>>,
+    pub(super) max_body_bytes: Option<usize>,
+    pub(super) max_token_bytes: Option<usize>,
+    pub(super) max_sessions: Option<usize>,
+    pub(super) anonymous: Option<HttpAnonymous>,
+}
+
+/// `[http.anonymous]`: callers presenting nothing from these networks become `host`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct HttpAnonymous {
+    pub(super) host: String,
+    pub(super) from: Vec<String>,
+    #[serde(default)]
+    pub(super) scopes: Vec<String>,
 }
 
 /// Parses the file, turning serde's errors into "key path: reason (line N)".

@@ -240,6 +240,7 @@ pub struct Policy {
     audit_path: Option<PathBuf>,
     audit_failure: AuditFailureMode,
     hosts: Vec<String>,
+    http: Option<crate::adapters::http::HttpConfig>,
 }
 
 impl Policy {
@@ -297,9 +298,17 @@ impl Policy {
             );
         }
         let hosts: Vec<String> = f.auth.api_keys.iter().map(|k| k.host.clone()).collect();
-        let authenticator =
-            (!entries.is_empty()).then(|| Arc::new(ApiKeyAuthenticator::new(entries)));
-        if authenticator.is_none() && !f.auth.anonymous {
+        let http = f
+            .http
+            .as_ref()
+            .map(|h| http_config(h, f.server.resource.as_deref()))
+            .transpose()?;
+        let http_anonymous = http.as_ref().is_some_and(|h| h.anonymous.is_some());
+        // With only the HTTP layer's named anonymous access, the layer still gets an
+        // authenticator: one with no keys, which refuses every credential presented.
+        let authenticator = (!entries.is_empty() || http_anonymous)
+            .then(|| Arc::new(ApiKeyAuthenticator::new(entries)));
+        if authenticator.is_none() && !f.auth.anonymous && !http_anonymous {
             return Err(invalid(
                 "auth",
                 "no way to authenticate: add [[auth.api_keys]], or set anonymous = true",
@@ -403,7 +412,12 @@ impl Policy {
         // A clearance for a host nobody authenticates as is a typo that would leave the real
         // host on the default clearance.
         for (j, cl) in f.redaction.clearance.iter().enumerate() {
-            let known = hosts.contains(&cl.host) || (f.auth.anonymous && cl.host == "anonymous");
+            let known = hosts.contains(&cl.host)
+                || (f.auth.anonymous && cl.host == "anonymous")
+                || f.http
+                    .as_ref()
+                    .and_then(|h| h.anonymous.as_ref())
+                    .is_some_and(|a| a.host == cl.host);
             if !known {
                 return Err(invalid(
                     format!("redaction.clearance[{j}].host"),
@@ -449,6 +463,7 @@ impl Policy {
             audit_path,
             audit_failure,
             hosts,
+            http,
         })
     }
 
@@ -559,6 +574,11 @@ impl Policy {
         Credentials::from_env(self.api_key_env().unwrap_or(DEFAULT_API_KEY_ENV))
     }
 
+    /// What the HTTP layer enforces (the `[http]` table), when the policy has one.
+    pub fn http(&self) -> Option<&crate::adapters::http::HttpConfig> {
+        self.http.as_ref()
+    }
+
     /// Whether `host` has an API key in the policy.
     pub fn knows_host(&self, host: &str) -> bool {
         self.hosts.iter().any(|h| h == host)
@@ -632,6 +652,70 @@ fn validation(
         urls = urls.with_resolver(Arc::new(SystemResolver));
     }
     Ok((frame, uris, paths, Arc::new(urls)))
+}
+
+/// The `[http]` table as an [`HttpConfig`](crate::adapters::http::HttpConfig); the resource is
+/// `[server] resource`.
+fn http_config(
+    h: &file::Http,
+    resource: Option<&str>,
+) -> Result<crate::adapters::http::HttpConfig, PolicyError> {
+    use crate::adapters::http::{AnonymousAccess, HttpConfig};
+    fn at(key: &'static str) -> impl Fn(crate::adapters::http::HttpConfigError) -> PolicyError {
+        move |e| invalid(key, e.to_string())
+    }
+    let mut c = HttpConfig::new();
+    if let Some(p) = &h.path {
+        c = c.with_path(p.clone()).map_err(at("http.path"))?;
+    }
+    if let Some(r) = resource {
+        c = c.with_resource(r).map_err(at("server.resource"))?;
+    }
+    c = c
+        .with_authorization_servers(h.authorization_servers.iter().cloned())
+        .map_err(at("http.authorization_servers"))?
+        .with_scopes_supported(&h.scopes_supported)
+        .map_err(at("http.scopes_supported"))?
+        .with_required_scopes(&h.required_scopes)
+        .map_err(at("http.required_scopes"))?;
+    if let Some(hosts) = &h.allowed_hosts {
+        c = c
+            .with_allowed_hosts(hosts)
+            .map_err(at("http.allowed_hosts"))?;
+    }
+    if let Some(origins) = &h.allowed_origins {
+        c = c
+            .with_allowed_origins(origins)
+            .map_err(at("http.allowed_origins"))?;
+    }
+    if let Some(n) = h.max_body_bytes {
+        c = c
+            .with_max_body_bytes(n)
+            .map_err(at("http.max_body_bytes"))?;
+    }
+    if let Some(n) = h.max_token_bytes {
+        c = c
+            .with_max_token_bytes(n)
+            .map_err(at("http.max_token_bytes"))?;
+    }
+    if let Some(n) = h.max_sessions {
+        c = c.with_max_sessions(n).map_err(at("http.max_sessions"))?;
+    }
+    if let Some(a) = &h.anonymous {
+        if a.from.is_empty() {
+            return Err(invalid(
+                "http.anonymous.from",
+                "list the networks anonymous callers may come from (such as 127.0.0.1/32)",
+            ));
+        }
+        let nets = parse_nets("http.anonymous.from", &a.from)?;
+        let anon = AnonymousAccess::new(a.host.as_str(), nets)
+            .map_err(at("http.anonymous.host"))?
+            .with_scopes(&a.scopes)
+            .map_err(at("http.anonymous.scopes"))?;
+        c = c.with_anonymous(anon);
+    }
+    Ok(c)
 }
 
 fn argument_rules(

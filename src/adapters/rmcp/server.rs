@@ -317,9 +317,25 @@ impl<H: ServerHandler> SecureServer<H> {
         &self.layer
     }
 
-    fn context(&self, id: Option<&rmcp::model::RequestId>) -> crate::RequestContext {
-        let cx =
-            crate::RequestContext::new(self.transport).with_credentials(self.credentials.clone());
+    /// The context of one request. Over Streamable HTTP behind the HTTP layer, the caller is
+    /// the one the layer authenticated for this very request (read from the `http` request
+    /// parts rmcp puts in the extensions); otherwise it is the connection's credentials.
+    fn context(
+        &self,
+        id: Option<&rmcp::model::RequestId>,
+        #[cfg_attr(
+            not(feature = "http"),
+            allow(unused_variables, reason = "read only over HTTP")
+        )]
+        ext: &rmcp::model::Extensions,
+    ) -> crate::RequestContext {
+        #[cfg(feature = "http")]
+        let per_request = crate::adapters::http::request_context(ext);
+        #[cfg(not(feature = "http"))]
+        let per_request: Option<crate::RequestContext> = None;
+        let cx = per_request.unwrap_or_else(|| {
+            crate::RequestContext::new(self.transport).with_credentials(self.credentials.clone())
+        });
         match id {
             Some(id) => cx.with_correlation_id(correlation(id)),
             None => cx,
@@ -357,7 +373,7 @@ impl<H: ServerHandler> SecureServer<H> {
         Fut: Future<Output = Result<T, McpError>>,
         T: serde::Serialize + serde::de::DeserializeOwned,
     {
-        let cx = self.context(Some(&context.id));
+        let cx = self.context(Some(&context.id), &context.extensions);
         let pending = self.admit(&action, cx, &mut context.extensions).await?;
         let mut result = call(&self.inner, context).await;
         let mut report = RedactionReport::default();
@@ -384,7 +400,7 @@ impl<H: ServerHandler> SecureServer<H> {
         T: serde::Serialize + serde::de::DeserializeOwned,
     {
         let action = Action::Other { method };
-        let cx = self.context(Some(&context.id));
+        let cx = self.context(Some(&context.id), &context.extensions);
         let pending = self.admit(&action, cx, &mut context.extensions).await?;
         if !self.tasks.owned_by(task_id, pending.identity()) {
             let d = Denial::new(
@@ -411,7 +427,7 @@ impl<H: ServerHandler> SecureServer<H> {
         method: &str,
         context: &mut NotificationContext<RoleServer>,
     ) -> bool {
-        let cx = self.context(None);
+        let cx = self.context(None, &context.extensions);
         let action = Action::Notification { method };
         match self.layer.admit(&action, &cx, None).await {
             Ok(admission) => {
@@ -541,7 +557,7 @@ impl<H: ServerHandler> SecureServer<H> {
         Fut: Future<Output = Result<T, McpError>>,
     {
         let action = Action::List(kind);
-        let cx = self.context(Some(&context.id));
+        let cx = self.context(Some(&context.id), &context.extensions);
         let pending = self.admit(&action, cx, &mut context.extensions).await?;
         let mut result = call(&self.inner, context).await;
         if let Ok(list) = result.as_mut() {
@@ -563,7 +579,7 @@ impl<H: ServerHandler> ServerHandler for SecureServer<H> {
         mut context: RequestContext<RoleServer>,
     ) -> Result<InitializeResult, McpError> {
         // A connection whose credentials fail is refused here, at its first request.
-        let cx = self.context(Some(&context.id));
+        let cx = self.context(Some(&context.id), &context.extensions);
         let pending = self
             .admit(&Action::Initialize, cx, &mut context.extensions)
             .await?;
@@ -631,7 +647,7 @@ impl<H: ServerHandler> ServerHandler for SecureServer<H> {
         mut request: GetPromptRequestParams,
         mut context: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, McpError> {
-        let cx = self.context(Some(&context.id));
+        let cx = self.context(Some(&context.id), &context.extensions);
         let pending = {
             let action = Action::GetPrompt {
                 name: &request.name,
@@ -724,7 +740,7 @@ impl<H: ServerHandler> ServerHandler for SecureServer<H> {
         request: ReadResourceRequestParams,
         mut context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, McpError> {
-        let cx = self.context(Some(&context.id));
+        let cx = self.context(Some(&context.id), &context.extensions);
         let action = Action::ReadResource { uri: &request.uri };
         let pending = self.admit(&action, cx, &mut context.extensions).await?;
         let mut result = self.inner.read_resource(request, context).await;
@@ -754,7 +770,10 @@ impl<H: ServerHandler> ServerHandler for SecureServer<H> {
         let action = Action::Other {
             method: "subscriptions/listen",
         };
-        let cx = self.context(Some(&context.request_context().id));
+        let cx = self.context(
+            Some(&context.request_context().id),
+            &context.request_context().extensions,
+        );
         let pending = match self.layer.admit(&action, &cx, None).await {
             Ok(a) => Pending::new(&self.layer, a, &action, cx),
             Err(d) => return Err(wire_error(&action, &d)),
@@ -831,7 +850,7 @@ impl<H: ServerHandler> ServerHandler for SecureServer<H> {
         mut request: CallToolRequestParams,
         mut context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
-        let cx = self.context(Some(&context.id));
+        let cx = self.context(Some(&context.id), &context.extensions);
         // A tool called before any listing: its schema comes from the handler's own definition.
         if self.layer.needs_tool_schema(&request.name)
             && let Some(tool) = self.inner.get_tool(&request.name)
@@ -937,7 +956,7 @@ impl<H: ServerHandler> ServerHandler for SecureServer<H> {
                     field: "params",
                     expected: "what the method defines",
                 });
-                let cx = self.context(Some(&context.id));
+                let cx = self.context(Some(&context.id), &context.extensions);
                 let d = self
                     .layer
                     .reject_malformed(&request.method, &cx, &error)
