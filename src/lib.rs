@@ -48,6 +48,8 @@
 //! | `rmcp` | yes | [`adapters::rmcp::SecureServer`], wrapping any rmcp `ServerHandler` |
 //! | `cli` | no | the `mcp-security` command-line tool |
 //! | `redis` | no | [`ratelimit::RedisRateLimiter`]: rate limits shared by replicas through Redis |
+//! | `jwt` | no | [`authn::JwtAuthenticator`]: OAuth 2.1 resource server, JWT bearer tokens checked against a JWKS file or URL |
+//! | `tls` | no | [`authn::CertificateAuthenticator`] and [`tls`]: mTLS identities, rustls server/client configs |
 //!
 //! # Untrusted input and panics
 //! Every parser here ([`Message::parse`], the policy file, URIs, arguments) returns an error
@@ -71,6 +73,8 @@ pub mod policy;
 pub mod provenance;
 pub mod ratelimit;
 pub mod redact;
+#[cfg(feature = "tls")]
+pub mod tls;
 mod uripath;
 pub mod validate;
 
