@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use mcp_security::authn::JwtAlgorithm;
 use mcp_security::audit::MemorySink;
 use mcp_security::authn::{
     Authenticator, AuthnError, HostClaim, JwksSource, JwtAuthenticator, JwtConfig, JwtConfigError,
@@ -160,7 +161,24 @@ async fn every_bad_token_is_refused_with_its_own_reason() {
     // Oversized: refused before any parsing (this one is not even a JWT).
     assert_eq!(refuse("a".repeat(8 * 1024 + 1)).await, AuthnError::TooLarge);
 
-    for junk in ["", "not-a-jwt", "a.b.c", "e30.e30.", "..."] {
+    // A bad signature on an otherwise valid ES256 token (same kid, other key).
+    let ec = p256_key("ec-1");
+    let ec_auth = inline(&[&ec]);
+    let impostor = p256_key("ec-1");
+    assert_eq!(
+        ec_auth
+            .authenticate(&cx(&sign(&impostor, &claims("bot"))))
+            .await
+            .unwrap_err(),
+        AuthnError::BadSignature
+    );
+    // `aud` as a single string, `exp` with a fraction: accepted.
+    let mut c = claims("bot");
+    c["aud"] = json!(AUDIENCE);
+    c["exp"] = json!(now() as f64 + 600.5);
+    assert!(ec_auth.authenticate(&cx(&sign(&ec, &c))).await.is_ok());
+
+    for junk in ["", "not-a-jwt", "a.b.c", "e30.e30.", "...", "a.b.c.d"] {
         assert_eq!(refuse(junk.into()).await, AuthnError::Malformed, "{junk:?}");
     }
     assert_eq!(
@@ -334,6 +352,9 @@ async fn an_unreachable_jwks_fails_closed() {
 
 #[test]
 fn configurations_that_cannot_work_are_refused() {
+    for bad in ["none", "None", "HS256", "HS384", "HS512", "PS256", "RS512", "ES384", ""] {
+        assert_eq!(JwtAlgorithm::from_name(bad), None, "{bad}");
+    }
     let ed = ed25519_key("ed-1");
     let src = || JwksSource::Inline(jwks(&[&ed]));
     let err = |c: JwtConfig| JwtAuthenticator::new(c).unwrap_err();
@@ -346,7 +367,7 @@ fn configurations_that_cannot_work_are_refused() {
         JwtConfigError::Leeway
     );
     assert_eq!(
-        err(JwtConfig::new(ISSUER, AUDIENCE, src()).with_algorithms([Algorithm::HS256])),
+        err(JwtConfig::new(ISSUER, AUDIENCE, src()).with_algorithms([])),
         JwtConfigError::Algorithms
     );
     assert_eq!(

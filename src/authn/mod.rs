@@ -4,6 +4,13 @@
 //! [`RequestContext`] into an [`Identity`], the proof that authentication succeeded, or an
 //! [`AuthnError`]. Every error denies: there is no "unknown" outcome.
 //!
+//! Built-ins: [`ApiKeyAuthenticator`] (hashed keys with expiry, not-before and source networks),
+//! `JwtAuthenticator` (feature `jwt`: OAuth 2.1 bearer tokens checked against a JWKS),
+//! `CertificateAuthenticator` (feature `tls`: client certificates verified by the TLS
+//! handshake), [`AssertedIdentity`] (dry runs), and [`AnyOf`], which chains several and keeps
+//! the most specific refusal reason. Each [`AuthnError`] variant is a distinct reason for the
+//! audit record; the peer only ever learns "unauthenticated".
+//!
 //! ```
 //! use mcp_security::authn::{ApiKeyAuthenticator, ApiKeyEntry, Authenticator};
 //! use mcp_security::{Credentials, RequestContext, Transport};
@@ -31,7 +38,7 @@ mod mtls;
 pub use any_of::AnyOf;
 pub use api_key::{ApiKeyAuthenticator, ApiKeyEntry, KeyHashError};
 #[cfg(feature = "jwt")]
-pub use jwt::{HostClaim, JwksSource, JwtAuthenticator, JwtConfig, JwtConfigError};
+pub use jwt::{HostClaim, JwksSource, JwtAlgorithm, JwtAuthenticator, JwtConfig, JwtConfigError};
 #[cfg(feature = "tls")]
 pub use mtls::{CertificateAuthenticator, CertificateMatch};
 

@@ -141,3 +141,25 @@ impl Authenticator for CertificateAuthenticator {
             .ok_or(AuthnError::Invalid)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::context::{Credentials, Transport};
+
+    proptest::proptest! {
+        /// Arbitrary bytes where a certificate should be are refused, never a panic.
+        #[test]
+        fn any_bytes_are_refused_without_panic(der in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600)) {
+            let auth = CertificateAuthenticator::new()
+                .map(CertificateMatch::SubjectCn("x".into()), "x")
+                .map(CertificateMatch::San("x".into()), "x")
+                .map(CertificateMatch::Sha256([0; 32]), "x");
+            let cx = RequestContext::new(Transport::Http)
+                .with_credentials(Credentials::client_certificate(der));
+            let rt = tokio::runtime::Builder::new_current_thread().build();
+            let Ok(rt) = rt else { unreachable!() };
+            proptest::prop_assert!(rt.block_on(auth.authenticate(&cx)).is_err());
+        }
+    }
+}

@@ -47,7 +47,7 @@ fn jwt(auth: &Auth, _base: Option<&Path>) -> Result<Option<Arc<dyn Authenticator
 fn jwt(auth: &Auth, base: Option<&Path>) -> Result<Option<Arc<dyn Authenticator>>, PolicyError> {
     use std::time::Duration;
 
-    use crate::authn::{HostClaim, JwksSource, JwtAuthenticator, JwtConfig};
+    use crate::authn::{HostClaim, JwksSource, JwtAlgorithm, JwtAuthenticator, JwtConfig};
 
     let Some(j) = &auth.jwt else {
         return Ok(None);
@@ -69,17 +69,12 @@ fn jwt(auth: &Auth, base: Option<&Path>) -> Result<Option<Arc<dyn Authenticator>
     if let Some(algs) = &j.algorithms {
         let mut parsed = Vec::with_capacity(algs.len());
         for a in algs {
-            parsed.push(match a.as_str() {
-                "RS256" => jsonwebtoken::Algorithm::RS256,
-                "ES256" => jsonwebtoken::Algorithm::ES256,
-                "EdDSA" => jsonwebtoken::Algorithm::EdDSA,
-                _ => {
-                    return Err(invalid(
-                        "auth.jwt.algorithms",
-                        "each must be \"RS256\", \"ES256\" or \"EdDSA\"",
-                    ));
-                }
-            });
+            parsed.push(JwtAlgorithm::from_name(a).ok_or_else(|| {
+                invalid(
+                    "auth.jwt.algorithms",
+                    "each must be \"RS256\", \"ES256\" or \"EdDSA\"",
+                )
+            })?);
         }
         config = config.with_algorithms(parsed);
     }
