@@ -26,12 +26,12 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use criterion::{Criterion, criterion_group, criterion_main};
-use ring::signature;
 use jsonwebtoken::{DecodingKey, Validation};
 use mcp_security::authn::{
     ApiKeyAuthenticator, ApiKeyEntry, Authenticator, JwksSource, JwtAuthenticator, JwtConfig,
 };
 use mcp_security::{Credentials, RequestContext, Transport};
+use ring::signature;
 use sha2::Digest;
 use support::*;
 
@@ -80,14 +80,16 @@ fn jwt(c: &mut Criterion) {
             .with_credentials(Credentials::bearer(sign(key, &claims("filler"))));
         ready(cold.authenticate(&filler)).unwrap();
         let token = sign(key, &claims("analytics-bot"));
-        let cx = RequestContext::new(Transport::Http).with_credentials(Credentials::bearer(token.as_str()));
+        let cx = RequestContext::new(Transport::Http)
+            .with_credentials(Credentials::bearer(token.as_str()));
         g.bench_function(format!("cold {name} ({} B token)", token.len()), |b| {
             b.iter(|| ready(cold.authenticate(black_box(&cx))).unwrap())
         });
         assert_eq!(cold.cached_tokens(), 1);
 
         // The library alone, same key and token, same checks: what our cold path adds.
-        let decoding = DecodingKey::from_jwk(&serde_json::from_value(key.jwk.clone()).unwrap()).unwrap();
+        let decoding =
+            DecodingKey::from_jwk(&serde_json::from_value(key.jwk.clone()).unwrap()).unwrap();
         let mut v = Validation::new(key.alg);
         v.set_required_spec_claims(&["exp", "iss", "aud"]);
         v.set_issuer(&[ISSUER]);
@@ -109,7 +111,11 @@ fn jwt(c: &mut Criterion) {
                 let (n, e) = (field("n"), field("e"));
                 Box::new(move || {
                     signature::RsaPublicKeyComponents { n: &n, e: &e }
-                        .verify(&signature::RSA_PKCS1_2048_8192_SHA256, message.as_bytes(), &sig)
+                        .verify(
+                            &signature::RSA_PKCS1_2048_8192_SHA256,
+                            message.as_bytes(),
+                            &sig,
+                        )
                         .is_ok()
                 })
             }
@@ -133,7 +139,9 @@ fn jwt(c: &mut Criterion) {
             }
         };
         assert!(verify());
-        g.bench_function(format!("signature only {name} (ring)"), |b| b.iter(|| black_box(verify())));
+        g.bench_function(format!("signature only {name} (ring)"), |b| {
+            b.iter(|| black_box(verify()))
+        });
 
         // Warm: the same token again, answered from the cache.
         let warm = JwtAuthenticator::new(JwtConfig::new(
@@ -146,13 +154,18 @@ fn jwt(c: &mut Criterion) {
         g.bench_function(format!("warm {name} (cache hit)"), |b| {
             b.iter(|| ready(warm.authenticate(black_box(&cx))).unwrap())
         });
-        assert_eq!(warm.signature_verifications(), 1, "warm path verified again");
+        assert_eq!(
+            warm.signature_verifications(),
+            1,
+            "warm path verified again"
+        );
         g.bench_function(format!("sha256 of the {name} token alone (ring)"), |b| {
             b.iter(|| ring::digest::digest(&ring::digest::SHA256, black_box(token.as_bytes())))
         });
-        g.bench_function(format!("sha256 of the {name} token alone (sha2, the cache key)"), |b| {
-            b.iter(|| sha2::Sha256::digest(black_box(token.as_bytes())))
-        });
+        g.bench_function(
+            format!("sha256 of the {name} token alone (sha2, the cache key)"),
+            |b| b.iter(|| sha2::Sha256::digest(black_box(token.as_bytes()))),
+        );
     }
     g.finish();
 }

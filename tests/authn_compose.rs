@@ -48,7 +48,11 @@ const PING: Action<'static> = Action::CallTool {
 
 /// Runs `cx` through the layer; returns the client-facing text of a refusal and the audit
 /// record's detail (the internal reason).
-async fn refused(layer: &SecurityLayer, sink: &MemorySink, cx: &RequestContext) -> (String, String) {
+async fn refused(
+    layer: &SecurityLayer,
+    sink: &MemorySink,
+    cx: &RequestContext,
+) -> (String, String) {
     let denial = layer.evaluate(&PING, cx, None).await.unwrap_err();
     let record = sink.records().pop().unwrap();
     (denial.to_string(), record.to_string())
@@ -88,33 +92,71 @@ allowed_hosts = ["bot", "lan"]
             .with_received_at(at(when))
     };
     // Overlap: during May both keys of "bot" work.
-    assert!(layer.evaluate(&PING, &cx("old-key", "2026-04-15T00:00:00Z"), None).await.is_ok());
-    assert!(layer.evaluate(&PING, &cx("old-key", "2026-05-15T00:00:00Z"), None).await.is_ok());
-    assert!(layer.evaluate(&PING, &cx("new-key", "2026-05-15T00:00:00Z"), None).await.is_ok());
-    assert!(layer.evaluate(&PING, &cx("new-key", "2026-07-01T00:00:00Z"), None).await.is_ok());
+    assert!(
+        layer
+            .evaluate(&PING, &cx("old-key", "2026-04-15T00:00:00Z"), None)
+            .await
+            .is_ok()
+    );
+    assert!(
+        layer
+            .evaluate(&PING, &cx("old-key", "2026-05-15T00:00:00Z"), None)
+            .await
+            .is_ok()
+    );
+    assert!(
+        layer
+            .evaluate(&PING, &cx("new-key", "2026-05-15T00:00:00Z"), None)
+            .await
+            .is_ok()
+    );
+    assert!(
+        layer
+            .evaluate(&PING, &cx("new-key", "2026-07-01T00:00:00Z"), None)
+            .await
+            .is_ok()
+    );
 
     let mapped: std::net::IpAddr = "::ffff:10.9.8.7".parse().unwrap();
-    assert!(layer
-        .evaluate(&PING, &cx("lan-key", "2026-05-15T00:00:00Z").with_peer_addr(mapped), None)
-        .await
-        .is_ok());
+    assert!(
+        layer
+            .evaluate(
+                &PING,
+                &cx("lan-key", "2026-05-15T00:00:00Z").with_peer_addr(mapped),
+                None
+            )
+            .await
+            .is_ok()
+    );
 
     let cases: [(RequestContext, &str); 5] = [
-        (cx("new-key", "2026-04-15T00:00:00Z"), "credentials not yet valid"),
+        (
+            cx("new-key", "2026-04-15T00:00:00Z"),
+            "credentials not yet valid",
+        ),
         (cx("old-key", "2026-07-01T00:00:00Z"), "credentials expired"),
-        (cx("wrong-key", "2026-05-15T00:00:00Z"), "credentials not recognised"),
+        (
+            cx("wrong-key", "2026-05-15T00:00:00Z"),
+            "credentials not recognised",
+        ),
         (
             cx("lan-key", "2026-05-15T00:00:00Z")
                 .with_peer_addr("::ffff:192.0.2.1".parse().unwrap()),
             "credentials not allowed from this address",
         ),
-        (RequestContext::new(Transport::Http), "no credentials presented"),
+        (
+            RequestContext::new(Transport::Http),
+            "no credentials presented",
+        ),
     ];
     for (cx, reason) in cases {
         let (client, audit) = refused(&layer, &sink, &cx).await;
         assert_eq!(client, "denied at authentication: unauthenticated");
         assert!(audit.contains(reason), "{reason}: {audit}");
-        assert!(!audit.contains("-key"), "the key must never reach the audit log");
+        assert!(
+            !audit.contains("-key"),
+            "the key must never reach the audit log"
+        );
     }
 }
 
@@ -127,13 +169,22 @@ async fn anonymous_only_when_asked_for_and_never_over_a_bad_credential() {
     // Not asked for: nothing presented is refused.
     let (strict, _) = layer(&keys);
     assert_eq!(
-        strict.identify(&RequestContext::new(Transport::Http)).await.unwrap_err(),
+        strict
+            .identify(&RequestContext::new(Transport::Http))
+            .await
+            .unwrap_err(),
         AuthnError::Missing
     );
     // Asked for by name: nothing presented is the anonymous identity...
     let (open, sink) = layer(&format!("[auth]\nanonymous = true\n{keys}"));
-    let id = open.identify(&RequestContext::new(Transport::Http)).await.unwrap();
-    assert_eq!((id.host(), id.method()), ("anonymous", AuthMethod::Anonymous));
+    let id = open
+        .identify(&RequestContext::new(Transport::Http))
+        .await
+        .unwrap();
+    assert_eq!(
+        (id.host(), id.method()),
+        ("anonymous", AuthMethod::Anonymous)
+    );
     // ...but a wrong key is still wrong, not anonymous.
     let bad = RequestContext::new(Transport::Http).with_credentials(Credentials::api_key("bad"));
     let (_, audit) = refused(&open, &sink, &bad).await;
@@ -203,7 +254,9 @@ fn stdio_identity_from_the_environment() {
     );
     if let Ok(mode) = std::env::var(MODE) {
         let p = Policy::from_toml_str(&policy).unwrap();
-        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
         let layer = p
             .builder_without_audit()
             .audit_sink(MemorySink::new())
@@ -227,7 +280,11 @@ fn stdio_identity_from_the_environment() {
     ] {
         let mut child = std::process::Command::new(std::env::current_exe().unwrap());
         child
-            .args(["--exact", "stdio_identity_from_the_environment", "--test-threads=1"])
+            .args([
+                "--exact",
+                "stdio_identity_from_the_environment",
+                "--test-threads=1",
+            ])
             .env(MODE, mode)
             .env_remove(VAR);
         if let Some(v) = value {

@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use mcp_security::authn::JwtAlgorithm;
 use mcp_security::audit::MemorySink;
+use mcp_security::authn::JwtAlgorithm;
 use mcp_security::authn::{
     Authenticator, AuthnError, HostClaim, JwksSource, JwtAuthenticator, JwtConfig, JwtConfigError,
 };
@@ -206,10 +206,7 @@ async fn the_cache_answers_repeats_without_verifying_and_expires_at_exp() {
     assert_eq!(auth.signature_verifications(), 1);
     let t1 = Instant::now();
     for _ in 0..100 {
-        assert_eq!(
-            auth.authenticate(&cx(&token)).await.unwrap().host(),
-            "bot"
-        );
+        assert_eq!(auth.authenticate(&cx(&token)).await.unwrap().host(), "bot");
     }
     let warm = t1.elapsed() / 100;
     assert_eq!(auth.signature_verifications(), 1, "hits must not verify");
@@ -232,8 +229,7 @@ async fn the_cache_answers_repeats_without_verifying_and_expires_at_exp() {
 async fn the_cache_is_bounded() {
     let ed = ed25519_key("ed-1");
     let auth = JwtAuthenticator::new(
-        JwtConfig::new(ISSUER, AUDIENCE, JwksSource::Inline(jwks(&[&ed])))
-            .with_cache_capacity(4),
+        JwtConfig::new(ISSUER, AUDIENCE, JwksSource::Inline(jwks(&[&ed]))).with_cache_capacity(4),
     )
     .unwrap();
     for i in 0..10 {
@@ -352,7 +348,9 @@ async fn an_unreachable_jwks_fails_closed() {
 
 #[test]
 fn configurations_that_cannot_work_are_refused() {
-    for bad in ["none", "None", "HS256", "HS384", "HS512", "PS256", "RS512", "ES384", ""] {
+    for bad in [
+        "none", "None", "HS256", "HS384", "HS512", "PS256", "RS512", "ES384", "",
+    ] {
         assert_eq!(JwtAlgorithm::from_name(bad), None, "{bad}");
     }
     let ed = ed25519_key("ed-1");
@@ -422,11 +420,21 @@ scopes = ["db:query"]
     };
     let mut c = claims("any-client");
     c["scope"] = json!("db:query");
-    assert!(layer.evaluate(&call, &cx(&sign(&ed, &c)), None).await.is_ok());
+    assert!(
+        layer
+            .evaluate(&call, &cx(&sign(&ed, &c)), None)
+            .await
+            .is_ok()
+    );
     // Authenticated, but without the scope the authorizer refuses.
     c["scope"] = json!("db:read");
     c["scp"] = json!([]);
-    assert!(layer.evaluate(&call, &cx(&sign(&ed, &c)), None).await.is_err());
+    assert!(
+        layer
+            .evaluate(&call, &cx(&sign(&ed, &c)), None)
+            .await
+            .is_err()
+    );
     // A wrong audience: the client sees "unauthenticated", the audit log the reason.
     c["aud"] = json!("https://elsewhere.example.test");
     let denial = layer

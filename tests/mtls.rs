@@ -11,9 +11,7 @@
 
 use std::sync::Arc;
 
-use mcp_security::authn::{
-    Authenticator, AuthnError, CertificateAuthenticator, CertificateMatch,
-};
+use mcp_security::authn::{Authenticator, AuthnError, CertificateAuthenticator, CertificateMatch};
 use mcp_security::policy::Policy;
 use mcp_security::tls::{self, TlsError, TlsOptions};
 use mcp_security::{Action, AuthMethod, Credentials, RequestContext, Transport};
@@ -111,7 +109,10 @@ async fn handshake(
             .await
             .map_err(|e| e.to_string())?;
         let creds = tls::peer_credentials(&stream).ok_or("no client certificate")?;
-        stream.write_all(b"hello").await.map_err(|e| e.to_string())?;
+        stream
+            .write_all(b"hello")
+            .await
+            .map_err(|e| e.to_string())?;
         stream.shutdown().await.map_err(|e| e.to_string())?;
         Ok::<_, String>(creds)
     });
@@ -136,7 +137,10 @@ async fn handshake(
     Outcome { server, client }
 }
 
-fn client_config(roots: &[CertificateDer<'static>], leaf: Option<&Leaf>) -> Arc<rustls::ClientConfig> {
+fn client_config(
+    roots: &[CertificateDer<'static>],
+    leaf: Option<&Leaf>,
+) -> Arc<rustls::ClientConfig> {
     tls::client_config(
         roots,
         leaf.map(|l| (vec![l.cert.clone()], l.key.clone_key())),
@@ -154,7 +158,10 @@ async fn a_client_certificate_from_the_trusted_ca_gets_its_host() {
     let stranger = client_leaf(&pki.trusted, "stranger", "stranger.agents.example.test");
     let fingerprint: [u8; 32] = sha2::Sha256::digest(pinned.cert.as_ref()).into();
     let auth = CertificateAuthenticator::new()
-        .map(CertificateMatch::SubjectCn("billing-agent".into()), "billing")
+        .map(
+            CertificateMatch::SubjectCn("billing-agent".into()),
+            "billing",
+        )
         .map(CertificateMatch::San("ci.agents.example.test".into()), "ci")
         .map(CertificateMatch::Sha256(fingerprint), "pinned-host");
     let roots = [pki.trusted.der().clone()];
@@ -173,7 +180,10 @@ async fn a_client_certificate_from_the_trusted_ca_gets_its_host() {
     // Verified by TLS, but no rule names it: not a host.
     let out = handshake(server_config(&pki), client_config(&roots, Some(&stranger))).await;
     let cx = RequestContext::new(Transport::Http).with_credentials(out.server.unwrap());
-    assert_eq!(auth.authenticate(&cx).await.unwrap_err(), AuthnError::Invalid);
+    assert_eq!(
+        auth.authenticate(&cx).await.unwrap_err(),
+        AuthnError::Invalid
+    );
     assert_eq!(
         auth.authenticate(&RequestContext::new(Transport::Http))
             .await
@@ -190,7 +200,10 @@ async fn no_client_certificate_is_refused() {
         client_config(&[pki.trusted.der().clone()], None),
     )
     .await;
-    assert!(out.server.is_err(), "server accepted a client without a certificate");
+    assert!(
+        out.server.is_err(),
+        "server accepted a client without a certificate"
+    );
     assert!(out.client.is_err());
 }
 
@@ -218,7 +231,10 @@ async fn a_client_pinning_another_ca_refuses_the_server() {
     )
     .await;
     let err = out.client.unwrap_err();
-    assert!(err.contains("UnknownIssuer") || err.contains("issuer"), "{err}");
+    assert!(
+        err.contains("UnknownIssuer") || err.contains("issuer"),
+        "{err}"
+    );
     assert!(out.server.is_err());
 }
 
@@ -283,7 +299,10 @@ fn configured_options_take_effect_or_fail_loudly() {
         tls::client_config(&ca, None, &TlsOptions::new().with_alpn([Vec::new()])).unwrap_err(),
         TlsError::Alpn
     );
-    assert_eq!(tls::client_config(&[], None, &opts).unwrap_err(), TlsError::NoRoots);
+    assert_eq!(
+        tls::client_config(&[], None, &opts).unwrap_err(),
+        TlsError::NoRoots
+    );
 
     // PEM files: certificates and keys load; a file without them is an error, not an empty list.
     let dir = tempfile::tempdir().unwrap();
@@ -346,5 +365,8 @@ path = "{}/audit.jsonl"
     )
     .unwrap_err()
     .to_string();
-    assert!(e.contains("exactly one of subject_cn, san and sha256"), "{e}");
+    assert!(
+        e.contains("exactly one of subject_cn, san and sha256"),
+        "{e}"
+    );
 }

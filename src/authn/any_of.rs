@@ -122,7 +122,10 @@ mod tests {
             .with(Fails(AuthnError::Unavailable("idp down")))
             .with(Fails(AuthnError::Expired))
             .with(Fails(AuthnError::Invalid));
-        assert_eq!(block_on(chain.authenticate(&cx)).err(), Some(AuthnError::Expired));
+        assert_eq!(
+            block_on(chain.authenticate(&cx)).err(),
+            Some(AuthnError::Expired)
+        );
         let chain = AnyOf::new()
             .with(Fails(AuthnError::Missing))
             .with(Fails(AuthnError::Unavailable("idp down")));
@@ -141,8 +144,12 @@ mod tests {
         let cx = RequestContext::new(Transport::Stdio).with_credentials(Credentials::api_key("k"));
         let chain = AnyOf::new()
             .with(Fails(AuthnError::Invalid))
-            .with(ApiKeyAuthenticator::new([ApiKeyEntry::from_key("first", "k")]))
-            .with(ApiKeyAuthenticator::new([ApiKeyEntry::from_key("second", "k")]));
+            .with(ApiKeyAuthenticator::new([ApiKeyEntry::from_key(
+                "first", "k",
+            )]))
+            .with(ApiKeyAuthenticator::new([ApiKeyEntry::from_key(
+                "second", "k",
+            )]));
         assert_eq!(
             block_on(chain.authenticate(&cx)).map(|i| i.host().to_owned()),
             Ok("first".to_owned())

@@ -238,7 +238,10 @@ mod tests {
         ]);
         let at = |k: &str, s: i64| block_on(auth.authenticate(&cx(k).with_received_at(t(s))));
         // Before the rotation window only the old key works; during it both; after it the new.
-        assert_eq!(at("old", 500).map(|i| i.host().to_owned()), Ok("bot".into()));
+        assert_eq!(
+            at("old", 500).map(|i| i.host().to_owned()),
+            Ok("bot".into())
+        );
         assert_eq!(at("new", 500).err(), Some(AuthnError::NotYetValid));
         assert!(at("old", 1_500).is_ok() && at("new", 1_500).is_ok());
         assert_eq!(at("old", 2_500).err(), Some(AuthnError::Expired));
@@ -246,7 +249,9 @@ mod tests {
         // ::ffff:10.1.2.3 is 10.1.2.3.
         let mapped: IpAddr = "::ffff:10.1.2.3".parse().unwrap_or_else(|_| unreachable!());
         assert!(block_on(auth.authenticate(&cx("v4").with_peer_addr(mapped))).is_ok());
-        let other: IpAddr = "::ffff:192.0.2.1".parse().unwrap_or_else(|_| unreachable!());
+        let other: IpAddr = "::ffff:192.0.2.1"
+            .parse()
+            .unwrap_or_else(|_| unreachable!());
         assert_eq!(
             block_on(auth.authenticate(&cx("v4").with_peer_addr(other))).err(),
             Some(AuthnError::AddressNotAllowed)

@@ -191,7 +191,11 @@ impl JwtConfig {
             issuer: issuer.into(),
             audience: audience.into(),
             source,
-            algorithms: vec![JwtAlgorithm::RS256, JwtAlgorithm::ES256, JwtAlgorithm::EdDSA],
+            algorithms: vec![
+                JwtAlgorithm::RS256,
+                JwtAlgorithm::ES256,
+                JwtAlgorithm::EdDSA,
+            ],
             host_claim: HostClaim::Subject,
             leeway: Duration::from_secs(30),
             max_token_bytes: 8 * 1024,
@@ -247,7 +251,10 @@ impl JwtConfig {
 /// The public key material, decoded once when the JWKS is read.
 #[derive(Clone)]
 enum KeyMaterial {
-    Rsa { n: Arc<[u8]>, e: Arc<[u8]> },
+    Rsa {
+        n: Arc<[u8]>,
+        e: Arc<[u8]>,
+    },
     /// The uncompressed SEC1 point (0x04 || x || y).
     P256(Arc<[u8]>),
     Ed25519([u8; 32]),
@@ -399,7 +406,9 @@ fn url_allowed(url: &reqwest::Url) -> bool {
         "https" => url.host().is_some(),
         "http" => url.host_str().is_some_and(|h| {
             let h = h.trim_start_matches('[').trim_end_matches(']');
-            h == "localhost" || h.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+            h == "localhost"
+                || h.parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback())
         }),
         _ => false,
     }
@@ -801,7 +810,10 @@ impl JwtAuthenticator {
             serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload_b64).map_err(malformed)?)
                 .map_err(|_| AuthnError::Malformed)?;
         let exp = numeric_date(claims.exp.ok_or(AuthnError::MissingClaim("exp"))?);
-        let iss = claims.iss.as_deref().ok_or(AuthnError::MissingClaim("iss"))?;
+        let iss = claims
+            .iss
+            .as_deref()
+            .ok_or(AuthnError::MissingClaim("iss"))?;
         let aud = claims.aud.as_ref().ok_or(AuthnError::MissingClaim("aud"))?;
         if now >= exp.saturating_add(inner.leeway) {
             return Err(AuthnError::Expired);
@@ -891,7 +903,10 @@ mod tests {
         let ok = r#"{"keys":[{"kty":"OKP","crv":"Ed25519","kid":"k","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}"#;
         let set = parse_jwks(ok.as_bytes()).unwrap_or_default();
         assert_eq!(set.len(), 1);
-        assert!(set.find(Some("k")).is_some_and(|k| k.alg == JwtAlgorithm::EdDSA));
+        assert!(
+            set.find(Some("k"))
+                .is_some_and(|k| k.alg == JwtAlgorithm::EdDSA)
+        );
         assert!(set.find(None).is_some());
         // A key declaring another algorithm than its type allows is skipped.
         let mismatched = r#"{"keys":[{"kty":"OKP","crv":"Ed25519","alg":"RS256","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}"#;

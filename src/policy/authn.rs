@@ -27,7 +27,9 @@ pub(super) fn compose(
         0 => None,
         1 => chain.pop(),
         _ => Some(Arc::new(
-            chain.into_iter().fold(AnyOf::new(), |any, a| any.with_arc(a)),
+            chain
+                .into_iter()
+                .fold(AnyOf::new(), |any, a| any.with_arc(a)),
         )),
     })
 }
@@ -103,7 +105,10 @@ fn jwt(auth: &Auth, base: Option<&Path>) -> Result<Option<Arc<dyn Authenticator>
     }
     if let Some(s) = j.jwks_timeout_seconds {
         if s == 0 {
-            return Err(invalid("auth.jwt.jwks_timeout_seconds", "must be at least 1"));
+            return Err(invalid(
+                "auth.jwt.jwks_timeout_seconds",
+                "must be at least 1",
+            ));
         }
         config = config.with_fetch_timeout(Duration::from_secs(s));
     }

@@ -143,7 +143,11 @@ impl JwksServer {
                 });
             }
         });
-        JwksServer { url, requests, body }
+        JwksServer {
+            url,
+            requests,
+            body,
+        }
     }
 
     pub(crate) fn serve(&self, body: String) {
