@@ -219,11 +219,18 @@ pub fn client_config(
     Ok(Arc::new(config))
 }
 
-/// The client's verified leaf certificate on an accepted server-side TLS stream, as
-/// [`Credentials`] for [`CertificateAuthenticator`](crate::authn::CertificateAuthenticator).
-/// `None` when the client presented none (impossible with [`server_config`], which requires one).
-pub fn peer_credentials<IO>(stream: &tokio_rustls::server::TlsStream<IO>) -> Option<Credentials> {
+/// The client's verified leaf certificate on an accepted server-side TLS stream. `None` when
+/// the client presented none (impossible with [`server_config`], which requires one).
+pub fn peer_certificate<IO>(
+    stream: &tokio_rustls::server::TlsStream<IO>,
+) -> Option<CertificateDer<'static>> {
     let (_, conn) = stream.get_ref();
-    let leaf = conn.peer_certificates()?.first()?;
-    Some(Credentials::client_certificate(leaf.as_ref()))
+    conn.peer_certificates()?.first().map(|c| c.clone().into_owned())
+}
+
+/// [`peer_certificate`] as [`Credentials`] for
+/// [`CertificateAuthenticator`](crate::authn::CertificateAuthenticator). To send a bearer token
+/// over the same connection, use `Credentials::bearer(t).with_client_certificate(der)`.
+pub fn peer_credentials<IO>(stream: &tokio_rustls::server::TlsStream<IO>) -> Option<Credentials> {
+    peer_certificate(stream).map(|c| Credentials::client_certificate(c.as_ref()))
 }

@@ -109,6 +109,10 @@ async fn handshake(
             .await
             .map_err(|e| e.to_string())?;
         let creds = tls::peer_credentials(&stream).ok_or("no client certificate")?;
+        assert_eq!(
+            tls::peer_certificate(&stream).map(|c| c.to_vec()),
+            creds.client_certificate_der().map(<[u8]>::to_vec)
+        );
         stream
             .write_all(b"hello")
             .await
