@@ -225,7 +225,9 @@ pub fn peer_certificate<IO>(
     stream: &tokio_rustls::server::TlsStream<IO>,
 ) -> Option<CertificateDer<'static>> {
     let (_, conn) = stream.get_ref();
-    conn.peer_certificates()?.first().map(|c| c.clone().into_owned())
+    conn.peer_certificates()?
+        .first()
+        .map(|c| c.clone().into_owned())
 }
 
 /// [`peer_certificate`] as [`Credentials`] for

@@ -65,6 +65,13 @@ pub(super) struct Auth {
 /// `[auth.jwt]`: an OAuth 2.1 resource server (feature `jwt`).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(
+    not(feature = "jwt"),
+    expect(
+        dead_code,
+        reason = "read with the `jwt` feature; without it the table is refused"
+    )
+)]
 pub(super) struct Jwt {
     pub(super) issuer: String,
     pub(super) audience: String,
@@ -82,6 +89,13 @@ pub(super) struct Jwt {
 /// `[[auth.client_certificates]]`: a verified client certificate mapped to a host (feature `tls`).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(
+    not(feature = "tls"),
+    expect(
+        dead_code,
+        reason = "read with the `tls` feature; without it the table is refused"
+    )
+)]
 pub(super) struct ClientCertificate {
     pub(super) host: String,
     pub(super) subject_cn: Option<String>,
