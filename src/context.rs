@@ -107,8 +107,8 @@ impl Credentials {
 
     /// The DER certificate a TLS client presented and the TLS stack verified (mTLS). Set it only
     /// from a completed handshake whose verifier required and checked client certificates (for
-    /// example a [`tls::server_config`](crate::tls::server_config) with feature `tls`): the
-    /// certificate authenticator trusts that the chain was verified.
+    /// example `tls::server_config`, feature `tls`): the certificate authenticator trusts that
+    /// the chain was verified.
     pub fn client_certificate(der: impl Into<Arc<[u8]>>) -> Self {
         Credentials::none().with_client_certificate(der)
     }

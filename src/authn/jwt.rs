@@ -453,6 +453,14 @@ impl Fetcher {
     }
 }
 
+/// When the JWKS was last fetched, and whether that failed: until the next attempt is allowed,
+/// an unknown `kid` is reported as the JWKS being unavailable, not as an unknown key.
+#[derive(Default)]
+struct LastFetch {
+    at: Option<Instant>,
+    failed: bool,
+}
+
 /// A verified token, remembered until its `exp`.
 struct Cached {
     identity: Identity,
@@ -472,9 +480,9 @@ struct Inner {
     /// Bumped after every successful key-set replacement; a waiter that sees it change knows
     /// another task refetched for it.
     generation: AtomicU64,
-    /// Single flight: the time of the last fetch attempt, behind an async mutex so that
-    /// concurrent misses wait for one fetch instead of starting their own.
-    last_fetch: tokio::sync::Mutex<Option<Instant>>,
+    /// Single flight: the last fetch attempt, behind an async mutex so that concurrent misses
+    /// wait for one fetch instead of starting their own.
+    last_fetch: tokio::sync::Mutex<LastFetch>,
     fetcher: Fetcher,
     fetches: AtomicU64,
     verifications: AtomicU64,
@@ -633,7 +641,7 @@ impl JwtAuthenticator {
             leeway,
             keys: ArcSwap::from_pointee(keys),
             generation: AtomicU64::new(0),
-            last_fetch: tokio::sync::Mutex::new(None),
+            last_fetch: tokio::sync::Mutex::new(LastFetch::default()),
             fetcher,
             fetches: AtomicU64::new(0),
             verifications: AtomicU64::new(0),
@@ -649,8 +657,10 @@ impl JwtAuthenticator {
     /// previous keys stay in use.
     pub async fn refresh_keys(&self) -> Result<usize, AuthnError> {
         let mut last = self.0.last_fetch.lock().await;
-        *last = Some(Instant::now());
-        self.fetch_and_store().await?;
+        last.at = Some(Instant::now());
+        let fetched = self.fetch_and_store().await;
+        last.failed = fetched.is_err();
+        fetched?;
         Ok(self.0.keys.load().len())
     }
 
@@ -705,11 +715,20 @@ impl JwtAuthenticator {
         if inner.generation.load(Ordering::Acquire) != seen_generation {
             return Ok(());
         }
-        if last.is_some_and(|t| t.elapsed() < inner.refetch_interval) {
-            return Ok(());
+        if last
+            .at
+            .is_some_and(|t| t.elapsed() < inner.refetch_interval)
+        {
+            return if last.failed {
+                Err(AuthnError::Unavailable("jwks fetch failed"))
+            } else {
+                Ok(())
+            };
         }
-        *last = Some(Instant::now());
-        self.fetch_and_store().await
+        last.at = Some(Instant::now());
+        let fetched = self.fetch_and_store().await;
+        last.failed = fetched.is_err();
+        fetched
     }
 
     async fn key_for(&self, kid: Option<&str>) -> Result<VerifyKey, AuthnError> {
