@@ -277,6 +277,51 @@ async fn a_rotated_jwks_is_fetched_and_the_new_kid_accepted() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_withdrawn_key_stops_verifying_once_the_key_set_is_too_old() {
+    let a = ed25519_key("a");
+    let server = JwksServer::start(jwks(&[&a])).await;
+    let auth = JwtAuthenticator::new(
+        JwtConfig::new(ISSUER, AUDIENCE, JwksSource::Url(server.url.clone()))
+            .with_refetch_interval(Duration::from_millis(100))
+            .with_max_key_age(Duration::from_secs(1)),
+    )
+    .unwrap();
+    let first = sign(&a, &claims("bot"));
+    auth.authenticate(&cx(&first)).await.unwrap();
+    // Inside the max age, another token of a known key needs no fetch.
+    auth.authenticate(&cx(&sign(&a, &claims("bot-2"))))
+        .await
+        .unwrap();
+    assert_eq!(server.requests(), 1);
+    assert_eq!(auth.cached_tokens(), 2);
+
+    // The issuer withdraws key `a` (no unknown kid will ever ask for a refetch).
+    let b = ed25519_key("b");
+    server.serve(jwks(&[&b]));
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    // The next cold verification refreshes the stale set first, and `a` is gone...
+    assert_eq!(
+        auth.authenticate(&cx(&sign(&a, &claims("bot-3"))))
+            .await
+            .unwrap_err(),
+        AuthnError::UnknownKey
+    );
+    assert_eq!(server.requests(), 2);
+    // ...and so are the tokens it had cached.
+    assert_eq!(auth.cached_tokens(), 0);
+    assert_eq!(
+        auth.authenticate(&cx(&first)).await.unwrap_err(),
+        AuthnError::UnknownKey
+    );
+    assert!(
+        auth.authenticate(&cx(&sign(&b, &claims("bot"))))
+            .await
+            .is_ok()
+    );
+    assert_eq!(server.requests(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_of_unknown_kids_costs_at_most_one_fetch_per_interval() {
     let known = ed25519_key("known");
     let server = JwksServer::start(jwks(&[&known])).await;

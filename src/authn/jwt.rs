@@ -177,6 +177,7 @@ pub struct JwtConfig {
     leeway: Duration,
     max_token_bytes: usize,
     refetch_interval: Duration,
+    max_key_age: Duration,
     fetch_timeout: Duration,
     cache_capacity: usize,
 }
@@ -184,8 +185,8 @@ pub struct JwtConfig {
 impl JwtConfig {
     /// Tokens from `issuer` (compared exactly) for the resource `audience` (this server's
     /// canonical URI, RFC 8707), signed by keys from `source`. Defaults: RS256, ES256 and EdDSA;
-    /// host from `sub`; 30 s leeway; tokens up to 8 KiB; at most one JWKS refetch per 30 s; 5 s
-    /// fetch timeout; 10 000 cached tokens.
+    /// host from `sub`; 30 s leeway; tokens up to 8 KiB; at most one JWKS refetch per 30 s; keys
+    /// refreshed after an hour; 5 s fetch timeout; 10 000 cached tokens.
     pub fn new(issuer: impl Into<String>, audience: impl Into<String>, source: JwksSource) -> Self {
         JwtConfig {
             issuer: issuer.into(),
@@ -200,6 +201,7 @@ impl JwtConfig {
             leeway: Duration::from_secs(30),
             max_token_bytes: 8 * 1024,
             refetch_interval: Duration::from_secs(30),
+            max_key_age: Duration::from_secs(3600),
             fetch_timeout: Duration::from_secs(5),
             cache_capacity: 10_000,
         }
@@ -232,6 +234,13 @@ impl JwtConfig {
     /// The least time between two JWKS refetches caused by unknown `kid`s.
     pub fn with_refetch_interval(mut self, interval: Duration) -> Self {
         self.refetch_interval = interval;
+        self
+    }
+
+    /// How long a fetched key set is trusted before the next cold verification refreshes it
+    /// (so that keys the issuer withdrew stop verifying). A failed refresh keeps the old keys.
+    pub fn with_max_key_age(mut self, age: Duration) -> Self {
+        self.max_key_age = age;
         self
     }
 
@@ -283,11 +292,22 @@ impl VerifyKey {
     }
 }
 
-#[derive(Default)]
 struct KeySet {
     by_kid: HashMap<String, VerifyKey>,
     /// Keys published without a `kid`; used only when the set holds exactly one key.
     unnamed: Vec<VerifyKey>,
+    /// When the set was read: past the maximum age it is refreshed before it is trusted again.
+    loaded: Instant,
+}
+
+impl Default for KeySet {
+    fn default() -> Self {
+        KeySet {
+            by_kid: HashMap::new(),
+            unnamed: Vec::new(),
+            loaded: Instant::now(),
+        }
+    }
 }
 
 impl KeySet {
@@ -473,6 +493,7 @@ struct Inner {
     host_claim: HostClaim,
     max_token_bytes: usize,
     refetch_interval: Duration,
+    max_key_age: Duration,
     cache_capacity: usize,
     algorithms: Vec<JwtAlgorithm>,
     leeway: i64,
@@ -636,6 +657,7 @@ impl JwtAuthenticator {
             host_claim: config.host_claim,
             max_token_bytes: config.max_token_bytes,
             refetch_interval: config.refetch_interval,
+            max_key_age: config.max_key_age,
             cache_capacity: config.cache_capacity,
             algorithms: config.algorithms,
             leeway,
@@ -732,12 +754,25 @@ impl JwtAuthenticator {
     }
 
     async fn key_for(&self, kid: Option<&str>) -> Result<VerifyKey, AuthnError> {
-        let generation = self.0.generation.load(Ordering::Acquire);
-        if let Some(k) = self.0.keys.load().find(kid) {
-            return Ok(k.clone());
+        let inner = &self.0;
+        if matches!(inner.fetcher, Fetcher::Inline) {
+            return inner
+                .keys
+                .load()
+                .find(kid)
+                .cloned()
+                .ok_or(AuthnError::UnknownKey);
         }
-        if matches!(self.0.fetcher, Fetcher::Inline) {
-            return Err(AuthnError::UnknownKey);
+        let mut generation = inner.generation.load(Ordering::Acquire);
+        if inner.keys.load().loaded.elapsed() > inner.max_key_age {
+            // A key the issuer withdrew must stop verifying even if no unknown kid ever shows
+            // up. A failed refresh leaves the old keys serving: an identity provider's outage
+            // should not refuse tokens signed with keys we already hold.
+            let _ = self.refetch(generation).await;
+            generation = inner.generation.load(Ordering::Acquire);
+        }
+        if let Some(k) = inner.keys.load().find(kid) {
+            return Ok(k.clone());
         }
         self.refetch(generation).await?;
         self.0

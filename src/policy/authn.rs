@@ -103,6 +103,15 @@ fn jwt(auth: &Auth, base: Option<&Path>) -> Result<Option<Arc<dyn Authenticator>
         }
         config = config.with_refetch_interval(Duration::from_secs(s));
     }
+    if let Some(s) = j.jwks_max_age_seconds {
+        if s == 0 {
+            return Err(invalid(
+                "auth.jwt.jwks_max_age_seconds",
+                "must be at least 1",
+            ));
+        }
+        config = config.with_max_key_age(Duration::from_secs(s));
+    }
     if let Some(s) = j.jwks_timeout_seconds {
         if s == 0 {
             return Err(invalid(

@@ -82,6 +82,7 @@ pub(super) struct Jwt {
     pub(super) leeway_seconds: Option<u64>,
     pub(super) max_token_bytes: Option<usize>,
     pub(super) jwks_refetch_seconds: Option<u64>,
+    pub(super) jwks_max_age_seconds: Option<u64>,
     pub(super) jwks_timeout_seconds: Option<u64>,
     pub(super) cache_entries: Option<usize>,
 }
