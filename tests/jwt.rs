@@ -403,6 +403,14 @@ fn configurations_that_cannot_work_are_refused() {
     ] {
         assert_eq!(JwtAlgorithm::from_name(bad), None, "{bad}");
     }
+    // A URL source builds outside any runtime (Policy::load is synchronous) and fetches nothing yet.
+    let url = JwtAuthenticator::new(JwtConfig::new(
+        ISSUER,
+        AUDIENCE,
+        JwksSource::Url("https://auth.example.test/.well-known/jwks.json".into()),
+    ))
+    .unwrap();
+    assert_eq!(url.jwks_fetches(), 0);
     let ed = ed25519_key("ed-1");
     let src = || JwksSource::Inline(jwks(&[&ed]));
     let err = |c: JwtConfig| JwtAuthenticator::new(c).unwrap_err();
