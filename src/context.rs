@@ -80,6 +80,7 @@ impl fmt::Debug for Secret {
 pub struct Credentials {
     api_key: Option<Secret>,
     bearer: Option<Secret>,
+    client_certificate: Option<Arc<[u8]>>,
 }
 
 impl Credentials {
@@ -92,16 +93,35 @@ impl Credentials {
     pub fn api_key(key: impl Into<Arc<str>>) -> Self {
         Credentials {
             api_key: Some(Secret::new(key)),
-            bearer: None,
+            ..Credentials::default()
         }
     }
 
     /// A bearer token (`Authorization: Bearer ...`).
     pub fn bearer(token: impl Into<Arc<str>>) -> Self {
         Credentials {
-            api_key: None,
             bearer: Some(Secret::new(token)),
+            ..Credentials::default()
         }
+    }
+
+    /// The DER certificate a TLS client presented and the TLS stack verified (mTLS). Set it only
+    /// from a completed handshake whose verifier required and checked client certificates (for
+    /// example `tls::server_config`, feature `tls`): the certificate authenticator trusts that
+    /// the chain was verified.
+    pub fn client_certificate(der: impl Into<Arc<[u8]>>) -> Self {
+        Credentials::none().with_client_certificate(der)
+    }
+
+    /// Adds the verified client certificate to other credentials (a bearer token over mTLS).
+    pub fn with_client_certificate(mut self, der: impl Into<Arc<[u8]>>) -> Self {
+        self.client_certificate = Some(der.into());
+        self
+    }
+
+    /// The verified client certificate (DER), if the transport had one.
+    pub fn client_certificate_der(&self) -> Option<&[u8]> {
+        self.client_certificate.as_deref()
     }
 
     /// Reads an API key from the environment variable `var`, as the MCP specification asks of
@@ -126,7 +146,7 @@ impl Credentials {
 
     /// Whether nothing was presented.
     pub fn is_empty(&self) -> bool {
-        self.api_key.is_none() && self.bearer.is_none()
+        self.api_key.is_none() && self.bearer.is_none() && self.client_certificate.is_none()
     }
 }
 
@@ -273,6 +293,8 @@ pub enum AuthMethod {
     Asserted,
     /// A custom authenticator.
     Custom,
+    /// A client certificate verified by the TLS handshake (mTLS).
+    ClientCertificate,
 }
 
 impl AuthMethod {
@@ -284,6 +306,7 @@ impl AuthMethod {
             AuthMethod::Anonymous => "anonymous",
             AuthMethod::Asserted => "asserted",
             AuthMethod::Custom => "custom",
+            AuthMethod::ClientCertificate => "mtls",
         }
     }
 }

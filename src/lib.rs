@@ -52,6 +52,8 @@
 //! | `provenance` | no | ed25519/RSA signatures and keyring, server catalog, OSV dependency scan ([`provenance`]) |
 //! | `rmcp-client` | no | `adapters::rmcp::SecureClient`: tool definition pinning on the client side |
 //! | `http` | no | [`adapters::http::HttpSecurityLayer`]: the tower layer in front of rmcp's Streamable HTTP service |
+//! | `jwt` | no | [`authn::JwtAuthenticator`]: OAuth 2.1 resource server, JWT bearer tokens checked against a JWKS file or URL |
+//! | `tls` | no | [`authn::CertificateAuthenticator`] and [`tls`]: mTLS identities, rustls server/client configs |
 //!
 //! # Untrusted input and panics
 //! Every parser here ([`Message::parse`], the policy file, URIs, arguments) returns an error
@@ -75,6 +77,8 @@ pub mod policy;
 pub mod provenance;
 pub mod ratelimit;
 pub mod redact;
+#[cfg(feature = "tls")]
+pub mod tls;
 mod uripath;
 pub mod validate;
 

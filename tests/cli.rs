@@ -427,3 +427,31 @@ fn check_with_tools_uses_their_schemas_and_raw_limits() {
     assert_eq!(code, Some(1), "{v}");
     assert_eq!(v["stage"], "frame", "{v}");
 }
+
+#[test]
+fn gen_key_prints_a_fresh_key_and_its_hash() {
+    let parse = |out: Output| {
+        assert_eq!(out.status.code(), Some(0));
+        let text = String::from_utf8(out.stdout).unwrap();
+        let key = text
+            .lines()
+            .find_map(|l| l.strip_prefix("key = "))
+            .unwrap()
+            .to_owned();
+        let hash = text
+            .lines()
+            .find_map(|l| l.strip_prefix("key_sha256 = "))
+            .unwrap()
+            .trim_matches('"')
+            .to_owned();
+        (key, hash)
+    };
+    let (k1, h1) = parse(run(&["gen-key"], None));
+    let (k2, h2) = parse(run(&["gen-key"], None));
+    assert_ne!(k1, k2, "two keys from the OS RNG must differ");
+    assert_ne!(h1, h2);
+    assert!(k1.starts_with("mcps_") && k1.len() == 5 + 43, "{k1}");
+    // The printed hash is what hash-key computes, so it can be pasted into the policy.
+    let out = run(&["hash-key"], Some(&k1));
+    assert_eq!(String::from_utf8(out.stdout).unwrap().trim(), h1);
+}

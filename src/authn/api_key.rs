@@ -23,6 +23,7 @@ pub struct ApiKeyEntry {
     hash: [u8; 32],
     identity: Identity,
     expires: Option<DateTime<Utc>>,
+    not_before: Option<DateTime<Utc>>,
     allowed_ips: Vec<IpNet>,
 }
 
@@ -48,6 +49,7 @@ impl ApiKeyEntry {
             hash,
             identity: Identity::new(host).with_method(AuthMethod::ApiKey),
             expires: None,
+            not_before: None,
             allowed_ips: Vec::new(),
         }
     }
@@ -56,6 +58,13 @@ impl ApiKeyEntry {
     pub fn with_expires(mut self, at: DateTime<Utc>) -> Self {
         self.expires = Some(at);
         self.identity = self.identity.with_expires(at);
+        self
+    }
+
+    /// The key starts working at `at`. With [`with_expires`](Self::with_expires) on the key it
+    /// replaces, a host's old and new keys overlap during a rotation.
+    pub fn with_not_before(mut self, at: DateTime<Utc>) -> Self {
+        self.not_before = Some(at);
         self
     }
 
@@ -88,8 +97,9 @@ fn sha256(bytes: &[u8]) -> [u8; 32] {
 ///
 /// The presented key is hashed once and compared with every stored hash in constant time, so
 /// neither the comparison nor the position of the match in the list leaks through timing.
-/// Expiry and source networks are checked after the match, against the request's receive time
-/// and peer address.
+/// Expiry, not-before and source networks are checked after the match, against the request's
+/// receive time and peer address (an IPv4-mapped IPv6 address is checked as the IPv4 address).
+/// A host may hold several keys at once (rotation): each is its own entry.
 #[derive(Debug, Clone, Default)]
 pub struct ApiKeyAuthenticator {
     entries: Vec<ApiKeyEntry>,
@@ -139,6 +149,9 @@ impl Authenticator for ApiKeyAuthenticator {
         let entry = found.ok_or(AuthnError::Invalid)?;
         if entry.expires.is_some_and(|exp| cx.received_at() >= exp) {
             return Err(AuthnError::Expired);
+        }
+        if entry.not_before.is_some_and(|nbf| cx.received_at() < nbf) {
+            return Err(AuthnError::NotYetValid);
         }
         if !ip_allowed(&entry.allowed_ips, cx.peer_addr()) {
             return Err(AuthnError::AddressNotAllowed);
@@ -212,6 +225,37 @@ mod tests {
             cx("key-lan").with_peer_addr("192.0.2.1".parse().unwrap_or_else(|_| unreachable!()));
         assert_eq!(
             block_on(auth.authenticate(&from_wan)).err(),
+            Some(AuthnError::AddressNotAllowed)
+        );
+    }
+
+    #[test]
+    fn rotation_overlap_not_before_and_mapped_ipv4() {
+        let t = |s: i64| DateTime::<Utc>::from_timestamp(s, 0).unwrap_or_default();
+        let auth = ApiKeyAuthenticator::new([
+            ApiKeyEntry::from_key("bot", "old").with_expires(t(2_000)),
+            ApiKeyEntry::from_key("bot", "new").with_not_before(t(1_000)),
+            ApiKeyEntry::from_key("v4", "v4")
+                .with_allowed_ips(["10.0.0.0/8".parse().unwrap_or_else(|_| unreachable!())]),
+        ]);
+        let at = |k: &str, s: i64| block_on(auth.authenticate(&cx(k).with_received_at(t(s))));
+        // Before the rotation window only the old key works; during it both; after it the new.
+        assert_eq!(
+            at("old", 500).map(|i| i.host().to_owned()),
+            Ok("bot".into())
+        );
+        assert_eq!(at("new", 500).err(), Some(AuthnError::NotYetValid));
+        assert!(at("old", 1_500).is_ok() && at("new", 1_500).is_ok());
+        assert_eq!(at("old", 2_500).err(), Some(AuthnError::Expired));
+        assert!(at("new", 2_500).is_ok());
+        // ::ffff:10.1.2.3 is 10.1.2.3.
+        let mapped: IpAddr = "::ffff:10.1.2.3".parse().unwrap_or_else(|_| unreachable!());
+        assert!(block_on(auth.authenticate(&cx("v4").with_peer_addr(mapped))).is_ok());
+        let other: IpAddr = "::ffff:192.0.2.1"
+            .parse()
+            .unwrap_or_else(|_| unreachable!());
+        assert_eq!(
+            block_on(auth.authenticate(&cx("v4").with_peer_addr(other))).err(),
             Some(AuthnError::AddressNotAllowed)
         );
     }

@@ -4,6 +4,13 @@
 //! [`RequestContext`] into an [`Identity`], the proof that authentication succeeded, or an
 //! [`AuthnError`]. Every error denies: there is no "unknown" outcome.
 //!
+//! Built-ins: [`ApiKeyAuthenticator`] (hashed keys with expiry, not-before and source networks),
+//! `JwtAuthenticator` (feature `jwt`: OAuth 2.1 bearer tokens checked against a JWKS),
+//! `CertificateAuthenticator` (feature `tls`: client certificates verified by the TLS
+//! handshake), [`AssertedIdentity`] (dry runs), and [`AnyOf`], which chains several and keeps
+//! the most specific refusal reason. Each [`AuthnError`] variant is a distinct reason for the
+//! audit record; the peer only ever learns "unauthenticated".
+//!
 //! ```
 //! use mcp_security::authn::{ApiKeyAuthenticator, ApiKeyEntry, Authenticator};
 //! use mcp_security::{Credentials, RequestContext, Transport};
@@ -21,9 +28,19 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod any_of;
 mod api_key;
+#[cfg(feature = "jwt")]
+mod jwt;
+#[cfg(feature = "tls")]
+mod mtls;
 
+pub use any_of::AnyOf;
 pub use api_key::{ApiKeyAuthenticator, ApiKeyEntry, KeyHashError};
+#[cfg(feature = "jwt")]
+pub use jwt::{HostClaim, JwksSource, JwtAlgorithm, JwtAuthenticator, JwtConfig, JwtConfigError};
+#[cfg(feature = "tls")]
+pub use mtls::{CertificateAuthenticator, CertificateMatch};
 
 use std::fmt::Debug;
 use std::sync::Arc;
@@ -52,6 +69,34 @@ pub enum AuthnError {
     /// The authenticator could not run (an identity provider is down): fail closed.
     #[error("authenticator unavailable: {0}")]
     Unavailable(&'static str),
+    /// The credential matched but its validity has not started (API key `not_before`, JWT `nbf`).
+    #[error("credentials not yet valid")]
+    NotYetValid,
+    /// The credential is not well formed (a token that is not a JWT, a header that is not JSON).
+    #[error("credentials malformed")]
+    Malformed,
+    /// The credential is larger than the configured cap; it was not parsed.
+    #[error("credentials too large")]
+    TooLarge,
+    /// The token's `alg` is not allowed (`none`, any HMAC, one not configured) or is not the
+    /// algorithm of the key it names.
+    #[error("token algorithm not allowed")]
+    AlgorithmNotAllowed,
+    /// The token names a key (`kid`) the key set does not hold, even after a refetch.
+    #[error("token signing key unknown")]
+    UnknownKey,
+    /// The signature does not verify with the named key.
+    #[error("token signature invalid")]
+    BadSignature,
+    /// The token's `iss` is not the configured issuer.
+    #[error("token issuer not accepted")]
+    WrongIssuer,
+    /// The token's `aud` does not contain this server's resource URI.
+    #[error("token audience not accepted")]
+    WrongAudience,
+    /// A required claim is absent (the name of the claim, never its value).
+    #[error("token claim missing: {0}")]
+    MissingClaim(&'static str),
 }
 
 /// Establishes who is calling.

@@ -9,6 +9,7 @@
 //!     [--environment dev|staging|production] [--signature SIG] [--publisher ID]
 //!     [--attestation FILE [--attestation-signature SIG]]
 //! mcp-security pin --file PINS [--update] (--tools-json FILE | -- COMMAND [ARGS...])
+//! mcp-security gen-key
 //! ```
 //!
 //! `scan-deps`, `verify-server` and `pin` print a JSON report and exit 0 when clean or
@@ -53,6 +54,8 @@ enum Command {
     CheckUri(CheckUriArgs),
     /// Print the SHA-256 of an API key read from standard input, for `key_sha256`.
     HashKey,
+    /// Make a new random API key (256 bits from the OS) and print it with its `key_sha256`.
+    GenKey,
     /// Redact standard input to standard output.
     Redact(RedactArgs),
     /// Match lockfiles against an offline OSV advisory database.
@@ -355,12 +358,31 @@ fn hash_key() -> Result<String, Usage> {
         .collect())
 }
 
+/// A key of 32 random bytes, base64url without padding (43 characters), prefixed so scanners
+/// recognise it; printed with the hash line to paste into the policy.
+fn gen_key() -> Result<String, Usage> {
+    use base64::Engine;
+    use sha2::Digest;
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| Usage(format!("no randomness from the os: {e}")))?;
+    let key = format!(
+        "mcps_{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    );
+    let hash: String = sha2::Sha256::digest(key.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    Ok(format!("key = {key}\nkey_sha256 = \"{hash}\""))
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Check(args) => check(args).map(|(v, ok)| (v.to_string(), ok)),
         Command::CheckUri(args) => check_uri(args).map(|(v, ok)| (v.to_string(), ok)),
         Command::HashKey => hash_key().map(|h| (h, true)),
+        Command::GenKey => gen_key().map(|t| (t, true)),
         Command::Redact(args) => redact(args).map(|t| (t, true)),
         Command::ScanDeps(args) => provenance::scan_deps(args).map(|(v, ok)| (v.to_string(), ok)),
         Command::VerifyServer(args) => {

@@ -54,6 +54,53 @@ pub(super) struct Auth {
     pub(super) api_key_env: Option<String>,
     #[serde(default)]
     pub(super) api_keys: Vec<ApiKey>,
+    pub(super) jwt: Option<Jwt>,
+    #[serde(default)]
+    pub(super) client_certificates: Vec<ClientCertificate>,
+}
+
+/// `[auth.jwt]`: an OAuth 2.1 resource server (feature `jwt`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(
+    not(feature = "jwt"),
+    expect(
+        dead_code,
+        reason = "read with the `jwt` feature; without it the table is refused"
+    )
+)]
+pub(super) struct Jwt {
+    pub(super) issuer: String,
+    pub(super) audience: String,
+    pub(super) jwks_url: Option<String>,
+    pub(super) jwks_file: Option<PathBuf>,
+    pub(super) algorithms: Option<Vec<String>>,
+    pub(super) host_claim: Option<String>,
+    pub(super) leeway_seconds: Option<u64>,
+    pub(super) max_token_bytes: Option<usize>,
+    pub(super) jwks_refetch_seconds: Option<u64>,
+    pub(super) jwks_max_age_seconds: Option<u64>,
+    pub(super) jwks_timeout_seconds: Option<u64>,
+    pub(super) cache_entries: Option<usize>,
+}
+
+/// `[[auth.client_certificates]]`: a verified client certificate mapped to a host (feature `tls`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(
+    not(feature = "tls"),
+    expect(
+        dead_code,
+        reason = "read with the `tls` feature; without it the table is refused"
+    )
+)]
+pub(super) struct ClientCertificate {
+    pub(super) host: String,
+    pub(super) subject_cn: Option<String>,
+    pub(super) san: Option<String>,
+    pub(super) sha256: Option<String>,
+    #[serde(default)]
+    pub(super) scopes: Vec<String>,
 }
 
 /// A date-time written bare (`2027-01-01T00:00:00Z`) or quoted.
@@ -82,6 +129,7 @@ pub(super) struct ApiKey {
     /// Present only to give a clear error: keys are never stored in clear.
     pub(super) key: Option<IgnoredAny>,
     pub(super) expires: Option<DateTimeSpec>,
+    pub(super) not_before: Option<DateTimeSpec>,
     #[serde(default)]
     pub(super) allowed_ips: Vec<String>,
     #[serde(default)]

@@ -19,6 +19,7 @@
 //!
 //! The full format is in `docs/policy.md`.
 
+mod authn;
 mod file;
 
 use std::collections::BTreeMap;
@@ -29,7 +30,7 @@ use chrono::{DateTime, Utc};
 use ipnet::IpNet;
 
 use crate::audit::{AuditFailureMode, JsonLinesSink};
-use crate::authn::{ApiKeyAuthenticator, ApiKeyEntry};
+use crate::authn::{ApiKeyAuthenticator, ApiKeyEntry, Authenticator};
 use crate::authz::{
     AclAuthorizer, Conditions, HostSet, PromptRule, ResourcePermission, ResourceRule, TimeWindow,
     ToolRule,
@@ -225,7 +226,7 @@ fn invalid(path: impl Into<String>, reason: impl Into<String>) -> PolicyError {
 /// A parsed and checked policy, ready to build layers.
 #[derive(Debug, Clone)]
 pub struct Policy {
-    authenticator: Option<Arc<ApiKeyAuthenticator>>,
+    authenticator: Option<Arc<dyn Authenticator>>,
     anonymous: bool,
     api_key_env: Option<String>,
     authorizer: Arc<AclAuthorizer>,
@@ -290,6 +291,12 @@ impl Policy {
                     .with_timezone(&Utc);
                 entry = entry.with_expires(when);
             }
+            if let Some(nbf) = &k.not_before {
+                let when: DateTime<Utc> = DateTime::parse_from_rfc3339(&nbf.to_string())
+                    .map_err(|_| invalid(at("not_before"), "must be an RFC 3339 date-time with an offset, such as 2027-01-01T00:00:00Z"))?
+                    .with_timezone(&Utc);
+                entry = entry.with_not_before(when);
+            }
             let nets = parse_nets(&at("allowed_ips"), &k.allowed_ips)?;
             entries.push(
                 entry
@@ -297,7 +304,8 @@ impl Policy {
                     .with_scopes(k.scopes.iter().map(String::as_str)),
             );
         }
-        let hosts: Vec<String> = f.auth.api_keys.iter().map(|k| k.host.clone()).collect();
+        let mut hosts: Vec<String> = f.auth.api_keys.iter().map(|k| k.host.clone()).collect();
+        hosts.extend(f.auth.client_certificates.iter().map(|c| c.host.clone()));
         let http = f
             .http
             .as_ref()
@@ -306,12 +314,13 @@ impl Policy {
         let http_anonymous = http.as_ref().is_some_and(|h| h.anonymous.is_some());
         // With only the HTTP layer's named anonymous access, the layer still gets an
         // authenticator: one with no keys, which refuses every credential presented.
-        let authenticator = (!entries.is_empty() || http_anonymous)
-            .then(|| Arc::new(ApiKeyAuthenticator::new(entries)));
+        let api_keys = (!entries.is_empty() || http_anonymous)
+            .then(|| Arc::new(ApiKeyAuthenticator::new(entries)) as Arc<dyn Authenticator>);
+        let authenticator = authn::compose(&f.auth, base, api_keys)?;
         if authenticator.is_none() && !f.auth.anonymous && !http_anonymous {
             return Err(invalid(
                 "auth",
-                "no way to authenticate: add [[auth.api_keys]], or set anonymous = true",
+                "no way to authenticate: add [[auth.api_keys]], [auth.jwt] or [[auth.client_certificates]], or set anonymous = true",
             ));
         }
 
@@ -412,8 +421,10 @@ impl Policy {
         // A clearance for a host nobody authenticates as is a typo that would leave the real
         // host on the default clearance.
         for (j, cl) in f.redaction.clearance.iter().enumerate() {
+            // Token hosts come from the issuer, so with [auth.jwt] any name may be a host.
             let known = hosts.contains(&cl.host)
                 || (f.auth.anonymous && cl.host == "anonymous")
+                || f.auth.jwt.is_some()
                 || f.http
                     .as_ref()
                     .and_then(|h| h.anonymous.as_ref())
