@@ -455,17 +455,6 @@ static SEND_VERB: LazyLock<Option<Regex>> = LazyLock::new(|| {
 static IP_HOST: LazyLock<Option<Regex>> =
     LazyLock::new(|| Regex::new(r"(?i)^https?://(\d{1,3}(\.\d{1,3}){3}|\[[0-9a-f:]+\])").ok());
 
-fn is_invisible(c: char) -> bool {
-    matches!(c as u32,
-        0x00AD | 0x061C | 0x180E
-        | 0x200B..=0x200F
-        | 0x202A..=0x202E
-        | 0x2060..=0x2064
-        | 0x2066..=0x2069
-        | 0xFEFF
-        | 0xE0000..=0xE007F)
-}
-
 /// Scans one piece of text (a description) for poisoning signs. `other_tools` are the names
 /// of the server's other tools.
 pub fn scan_text(field: &str, text: &str, other_tools: &[&str]) -> Vec<PoisonFinding> {
@@ -495,19 +484,9 @@ pub fn scan_text(field: &str, text: &str, other_tools: &[&str]) -> Vec<PoisonFin
             push(PoisonKind::HiddenInstructions { marker });
         }
     }
-    let chars: Vec<char> = text.chars().collect();
-    for (i, &c) in chars.iter().enumerate() {
-        if !is_invisible(c) {
-            continue;
-        }
-        // A zero-width joiner between two pictographs builds an emoji (family, flags): benign.
-        let pictograph = |j: Option<usize>| {
-            j.and_then(|j| chars.get(j))
-                .is_some_and(|&p| matches!(p as u32, 0x2600..=0x27BF | 0x1F000..=0x1FAFF | 0xFE0F))
-        };
-        if c == '\u{200D}' && pictograph(i.checked_sub(1)) && pictograph(Some(i + 1)) {
-            continue;
-        }
+    // One definition of "invisible" for arguments and descriptions alike: emoji sequences,
+    // script joiners and flag tags are kept; everything that hides text is reported.
+    for c in crate::validate::unicode::invisible_chars(text) {
         push(PoisonKind::InvisibleCharacter {
             code_point: format!("U+{:04X}", c as u32),
         });

@@ -114,6 +114,14 @@ pub fn has_invisible(s: &str) -> bool {
     found
 }
 
+/// Every invisible character in `s`, in order (for reports that name them, such as the tool
+/// description scan of [`provenance::pinning`](crate::provenance::pinning)).
+pub fn invisible_chars(s: &str) -> Vec<char> {
+    let mut out = Vec::new();
+    each_invisible(s, |start, _| out.extend(s[start..].chars().next()));
+    out
+}
+
 /// `s` without its invisible characters; borrowed when there are none.
 pub fn strip_invisible(s: &str) -> Cow<'_, str> {
     let mut out: Option<String> = None;
