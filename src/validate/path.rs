@@ -115,17 +115,21 @@ impl PathGuard {
         if !path.starts_with('/') {
             return Err("path must be absolute");
         }
-        let inside = self.roots.iter().any(|r| {
+        // The first root the path lies under, lexically.
+        let root = self.roots.iter().find(|r| {
             let mut parts = segments(path);
             r.segments
                 .iter()
                 .all(|seg| parts.next() == Some(seg.as_str()))
         });
-        if !inside {
+        let Some(root) = root else {
             return Err("path is outside the allowed roots");
-        }
+        };
         if self.resolve {
-            let resolved = resolve(&lexical(path))?;
+            // The roots were resolved when the guard was built (operators own them); only the
+            // components below the root are walked, one `lstat` each.
+            let below = segments(path).skip(root.segments.len());
+            let resolved = resolve_from(root.canonical.as_deref().unwrap_or(&root.lexical), below)?;
             let inside = self
                 .roots
                 .iter()
@@ -219,37 +223,36 @@ fn shape(path: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
-/// Resolves every existing prefix of `path` (absolute, without `..`): the result is where the
-/// file system would really go. The part that does not exist yet is appended as written.
-fn resolve(path: &Path) -> Result<PathBuf, &'static str> {
-    match std::fs::canonicalize(path) {
-        Ok(p) => return Ok(p),
-        Err(e) if matches!(e.kind(), ErrorKind::NotFound) => {}
-        Err(_) => return Err("path could not be resolved"),
-    }
-    // Something is missing: walk forward to find what exists, and whether a link dangles.
-    let mut cur = PathBuf::from("/");
-    let mut comps = path.components().filter_map(|c| match c {
-        Component::Normal(s) => Some(s),
-        _ => None,
-    });
-    for seg in comps.by_ref() {
+/// Resolves `below` (components without `.` or `..`) from `base`, an existing directory
+/// already resolved: every existing prefix is followed where it really goes, a link to a link
+/// included. The part that does not exist yet is appended as written; a link that points
+/// nowhere is refused (whatever is created through it lands wherever it points).
+fn resolve_from<'a>(
+    base: &Path,
+    below: impl Iterator<Item = &'a str>,
+) -> Result<PathBuf, &'static str> {
+    let mut cur = base.to_path_buf();
+    let mut below = below.peekable();
+    while let Some(seg) = below.next() {
         let next = cur.join(seg);
         match std::fs::symlink_metadata(&next) {
             Ok(m) if m.file_type().is_symlink() => match std::fs::canonicalize(&next) {
                 Ok(target) => cur = target,
                 Err(_) => return Err("path goes through a dangling symbolic link"),
             },
+            Ok(m) if !m.is_dir() && below.peek().is_some() => {
+                return Err("path could not be resolved");
+            }
             Ok(_) => cur = next,
             Err(e) if matches!(e.kind(), ErrorKind::NotFound) => {
                 cur = next;
-                break;
+                for rest in below {
+                    cur.push(rest);
+                }
+                return Ok(cur);
             }
             Err(_) => return Err("path could not be resolved"),
         }
-    }
-    for seg in comps {
-        cur.push(seg);
     }
     Ok(cur)
 }
