@@ -162,6 +162,7 @@ pub struct RequestContext {
     received_at: DateTime<Utc>,
     correlation_id: CorrelationId,
     session_id: Option<Arc<str>>,
+    user_agent: Option<Arc<str>>,
 }
 
 impl RequestContext {
@@ -174,7 +175,19 @@ impl RequestContext {
             received_at: Utc::now(),
             correlation_id: CorrelationId::None,
             session_id: None,
+            user_agent: None,
         }
+    }
+
+    /// Sets the peer's `User-Agent` (HTTP), for the audit record.
+    pub fn with_user_agent(mut self, agent: impl Into<Arc<str>>) -> Self {
+        self.user_agent = Some(agent.into());
+        self
+    }
+
+    /// The peer's `User-Agent`, if the transport has one.
+    pub fn user_agent(&self) -> Option<&str> {
+        self.user_agent.as_deref()
     }
 
     /// Sets the peer's network address (HTTP); conditions on CIDRs use it.
