@@ -1,16 +1,18 @@
 //! The hash chain's record format and the checkpoint signing keys.
 //!
-//! A chained log is JSON lines. Each line is the canonical JSON (keys sorted, no whitespace) of
-//! one record, either an event or a checkpoint:
+//! A chained log is JSON lines, one record per line, either an event or a checkpoint. The chain
+//! fields come first, then the record's own fields as canonical JSON (keys in byte order, no
+//! whitespace; see [`to_canonical_json`](super::to_canonical_json)):
 //!
 //! ```text
-//! {"event":{...},"hash":"<64 hex>","prev":"<64 hex>","seq":7}
-//! {"checkpoint":{"key_id":"<16 hex>","signature":"<128 hex>","time":"..."},"hash":"...","prev":"...","seq":8}
+//! {"hash":"<64 hex>","prev":"<64 hex>","seq":7,"event_id":"...","event_type":"tool_invocation",...}
+//! {"hash":"...","prev":"...","seq":8,"checkpoint":{"key_id":"<16 hex>","signature":"<128 hex>","time":"..."}}
 //! ```
 //!
 //! `seq` counts records from 0 across rotated files; `prev` is the previous record's `hash`
-//! ([`GENESIS`], 64 zeros, for the first); `hash` is
-//! `SHA-256(prev as 32 bytes || canonical JSON of the record without "hash")`.
+//! ([`GENESIS`], 64 zeros, for the first); `hash` is `SHA-256(prev as 32 bytes || U)` where `U`
+//! is the line without its `hash`: `{"prev":"<64 hex>","seq":N,` followed by the record's
+//! canonical fields (`{"prev":"...","seq":N}` for a record without fields).
 //! A checkpoint signs [`checkpoint_message`]: its own `seq` (the number of records before it)
 //! and its `prev` (the hash of the last of them), which by the chain commits to every one.
 
@@ -134,46 +136,67 @@ pub fn verifying_key_pem(key: &VerifyingKey) -> Result<String, KeyError> {
         .map_err(|_| KeyError::Format)
 }
 
-/// Builds one record line with a single payload key (`"event"` or `"checkpoint"`), which sorts
-/// before `"hash"`.
+/// Appends one record line, `{"hash":H,"prev":P,"seq":N,<fields of body>}` and a newline, to
+/// `out`, and returns `H`. `body` must be a canonical JSON object.
 pub(crate) fn record_line(
     out: &mut Vec<u8>,
     scratch: &mut Vec<u8>,
     prev: &[u8; 32],
     seq: u64,
-    key: &str,
     body: &[u8],
 ) -> [u8; 32] {
     let prev_hex = crate::hex::encode(prev);
     let seq_text = seq.to_string();
-    // The unhashed form: {"KEY":BODY,"prev":"P","seq":N}
+    // The body's fields without its braces.
+    let fields = body
+        .strip_prefix(b"{")
+        .and_then(|b| b.strip_suffix(b"}"))
+        .unwrap_or_default();
     scratch.clear();
-    scratch.push(b'{');
-    push_key(scratch, key);
-    scratch.extend_from_slice(body);
-    scratch.extend_from_slice(b",\"prev\":\"");
+    scratch.extend_from_slice(b"{\"prev\":\"");
     scratch.extend_from_slice(prev_hex.as_bytes());
     scratch.extend_from_slice(b"\",\"seq\":");
     scratch.extend_from_slice(seq_text.as_bytes());
+    if !fields.is_empty() {
+        scratch.push(b',');
+        scratch.extend_from_slice(fields);
+    }
     scratch.push(b'}');
     let hash = chain_hash(prev, scratch);
-    out.push(b'{');
-    push_key(out, key);
-    out.extend_from_slice(body);
-    out.extend_from_slice(b",\"hash\":\"");
+    out.extend_from_slice(b"{\"hash\":\"");
     out.extend_from_slice(crate::hex::encode(&hash).as_bytes());
-    out.extend_from_slice(b"\",\"prev\":\"");
-    out.extend_from_slice(prev_hex.as_bytes());
-    out.extend_from_slice(b"\",\"seq\":");
-    out.extend_from_slice(seq_text.as_bytes());
-    out.extend_from_slice(b"}\n");
+    out.extend_from_slice(b"\",");
+    // `scratch` without its opening brace: "prev":...,"seq":N,fields}
+    out.extend_from_slice(scratch.get(1..).unwrap_or_default());
+    out.push(b'\n');
     hash
 }
 
-fn push_key(out: &mut Vec<u8>, key: &str) {
-    out.push(b'"');
-    out.extend_from_slice(key.as_bytes());
-    out.extend_from_slice(b"\":");
+/// The unhashed bytes of a parsed record: its `prev` and `seq`, then the rest of its fields
+/// canonically. `None` when the record lacks chain fields.
+pub(crate) fn unhashed_bytes(record: &serde_json::Value, out: &mut Vec<u8>) -> Option<()> {
+    let map = record.as_object()?;
+    let prev = map.get("prev")?.as_str()?;
+    let seq = map.get("seq")?.as_u64()?;
+    let mut rest = map.clone();
+    for k in ["hash", "prev", "seq"] {
+        rest.remove(k);
+    }
+    out.clear();
+    out.extend_from_slice(b"{\"prev\":");
+    super::canonical::write_value(&serde_json::Value::String(prev.to_owned()), out);
+    out.extend_from_slice(b",\"seq\":");
+    out.extend_from_slice(seq.to_string().as_bytes());
+    let mut fields = Vec::new();
+    super::canonical::write_value(&serde_json::Value::Object(rest), &mut fields);
+    if let Some(inner) = fields.get(1..fields.len().saturating_sub(1))
+        && !inner.is_empty()
+    {
+        out.push(b',');
+        out.extend_from_slice(inner);
+    }
+    out.push(b'}');
+    Some(())
 }
 
 #[cfg(test)]
@@ -185,18 +208,22 @@ mod tests {
     fn line_is_canonical_and_hash_recomputes() {
         let mut out = Vec::new();
         let mut scratch = Vec::new();
-        let h = record_line(&mut out, &mut scratch, &GENESIS, 0, "event", br#"{"a":1}"#);
+        let h = record_line(&mut out, &mut scratch, &GENESIS, 0, br#"{"a":1,"z":[2]}"#);
+        let text = std::str::from_utf8(&out).unwrap();
+        assert!(text.starts_with(r#"{"hash":""#), "{text}");
+        assert!(text.ends_with(r#","prev":"0000000000000000000000000000000000000000000000000000000000000000","seq":0,"a":1,"z":[2]}
+"#), "{text}");
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
-        let mut re = Vec::new();
-        super::super::canonical::write_value(&v, &mut re);
-        re.push(b'\n');
-        assert_eq!(re, out);
-        let mut without = v.clone();
-        without.as_object_mut().unwrap().remove("hash");
         let mut unhashed = Vec::new();
-        super::super::canonical::write_value(&without, &mut unhashed);
+        unhashed_bytes(&v, &mut unhashed).unwrap();
         assert_eq!(chain_hash(&GENESIS, &unhashed), h);
         assert_eq!(v["hash"], crate::hex::encode(&h));
+        // A record without fields.
+        out.clear();
+        let h = record_line(&mut out, &mut scratch, &h, 1, b"{}");
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        unhashed_bytes(&v, &mut unhashed).unwrap();
+        assert_eq!(chain_hash(&crate::hex::parse_sha256(v["prev"].as_str().unwrap()).unwrap(), &unhashed), h);
     }
 
     #[test]

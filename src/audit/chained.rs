@@ -391,10 +391,8 @@ fn chain_state(line: &[u8]) -> Option<(u64, [u8; 32], bool)> {
     let seq = v.get("seq")?.as_u64()?;
     let hash = crate::hex::parse_sha256(v.get("hash")?.as_str()?)?;
     let prev = crate::hex::parse_sha256(v.get("prev")?.as_str()?)?;
-    let mut without = v.clone();
-    without.as_object_mut()?.remove("hash");
     let mut unhashed = Vec::new();
-    canonical::write_value(&without, &mut unhashed);
+    super::chain::unhashed_bytes(&v, &mut unhashed)?;
     let ok = super::chain::chain_hash(&prev, &unhashed) == hash;
     Some((seq, hash, ok))
 }
@@ -551,7 +549,6 @@ impl Writer {
                         &mut self.scratch,
                         &self.prev,
                         seq,
-                        "event",
                         &body,
                     );
                     self.seq += 1;
@@ -601,11 +598,11 @@ impl Writer {
         };
         let seq = self.seq;
         let sig = key.sign(&checkpoint_message(seq, &self.prev));
-        let body = serde_json::json!({
+        let body = serde_json::json!({"checkpoint": {
             "key_id": key_id(&key.verifying_key()),
             "signature": crate::hex::encode(&sig.to_bytes()),
             "time": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-        });
+        }});
         let mut body_bytes = Vec::with_capacity(256);
         canonical::write_value(&body, &mut body_bytes);
         let start = self.buf.len();
@@ -614,7 +611,6 @@ impl Writer {
             &mut self.scratch,
             &self.prev,
             seq,
-            "checkpoint",
             &body_bytes,
         );
         self.seq += 1;

@@ -93,7 +93,7 @@ fn outcome_str(o: AuditOutcome) -> &'static str {
 /// ```
 ///
 /// `prev` and `hash` chain each writer's rows exactly as the file sink chains lines
-/// ([`chain_hash`](super::chain_hash) over `{"event":record,"prev":..,"seq":..}`), so
+/// ([`chain_hash`](super::chain_hash) over `{"prev":..,"seq":..,<record's fields>}`), so
 /// [`verify`](Self::verify) finds a changed, deleted or inserted row. `record` returns once the
 /// row is committed. A lost connection fails the records in flight and is reopened for the next
 /// batch.
@@ -193,11 +193,15 @@ impl PostgresSink {
             let record: String = row.try_get(1).map_err(|e| db_error(&e))?;
             let prev: String = row.try_get(2).map_err(|e| db_error(&e))?;
             let hash: String = row.try_get(3).map_err(|e| db_error(&e))?;
-            // The same canonical line the file sink writes.
-            lines.extend_from_slice(b"{\"event\":");
-            lines.extend_from_slice(record.as_bytes());
+            // The same line the file sink writes: chain fields, then the record's fields.
+            let fields = record
+                .strip_prefix('{')
+                .and_then(|r| r.strip_suffix('}'))
+                .unwrap_or_default();
+            let sep = if fields.is_empty() { "" } else { "," };
             lines.extend_from_slice(
-                format!(",\"hash\":{hash:?},\"prev\":{prev:?},\"seq\":{seq}}}\n").as_bytes(),
+                format!("{{\"hash\":{hash:?},\"prev\":{prev:?},\"seq\":{seq}{sep}{fields}}}\n")
+                    .as_bytes(),
             );
         }
         let name = PathBuf::from(format!(
@@ -309,7 +313,7 @@ impl PgWriter {
         for (i, row) in batch.iter().enumerate() {
             let seq = first + i as u64;
             out.clear();
-            let hash = record_line(&mut out, &mut scratch, &prev, seq, "event", &row.body);
+            let hash = record_line(&mut out, &mut scratch, &prev, seq, &row.body);
             owned.push((
                 i64::try_from(seq).map_err(|_| AuditError::Encode)?,
                 String::from_utf8_lossy(&row.body).into_owned(),

@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 use ed25519_dalek::{Signature, VerifyingKey};
 use serde_json::Value;
 
-use super::canonical::write_value;
 use super::chain::{GENESIS, chain_hash, checkpoint_message, key_id};
 
 /// What was wrong with a log, at the first place it went wrong.
@@ -168,20 +167,17 @@ fn parse_record(bytes: &[u8], file: usize, line: usize) -> Parsed {
         return Parsed::Bad("not a chained record (seq, prev, hash)");
     };
     let event_id = v
-        .get("event")
-        .and_then(|e| e.get("event_id"))
+        .get("event_id")
         .and_then(Value::as_str)
         .map(str::to_owned);
     let checkpoint = v.get("checkpoint").map(|c| {
         let s = |k: &str| c.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
         (s("key_id"), s("signature"))
     });
-    let mut without = v;
-    if let Some(m) = without.as_object_mut() {
-        m.remove("hash");
-    }
     let mut unhashed = Vec::with_capacity(bytes.len());
-    write_value(&without, &mut unhashed);
+    if super::chain::unhashed_bytes(&v, &mut unhashed).is_none() {
+        return Parsed::Bad("not a chained record (seq, prev, hash)");
+    }
     let hash_ok = chain_hash(&prev, &unhashed) == hash;
     Parsed::Rec(Rec {
         file,
