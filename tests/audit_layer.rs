@@ -17,18 +17,17 @@ use std::sync::{Arc, Mutex};
 
 use demo::{DemoKeys, sha256_hex};
 use mcp_security::audit::{
-    AlertKind, FanOutSink, MemorySink, SecurityAlert, TamperKind, read_verifying_key,
-    verify_files,
+    AlertKind, FanOutSink, MemorySink, SecurityAlert, TamperKind, read_verifying_key, verify_files,
 };
 use mcp_security::authn::{ApiKeyAuthenticator, ApiKeyEntry};
 use mcp_security::authz::{AclAuthorizer, HostSet, ToolRule};
 use mcp_security::policy::Policy;
 use mcp_security::ratelimit::{MemoryRateLimiter, Rate, RateRule, Target};
-use std::num::NonZeroU32;
-use std::time::Duration;
 use mcp_security::{Action, Credentials, DenyKind, RequestContext, Stage, Transport};
 use rmcp::model::CallToolRequestParams;
 use serde_json::{Value, json};
+use std::num::NonZeroU32;
+use std::time::Duration;
 
 type Alerts = Arc<Mutex<Vec<(AlertKind, Option<String>)>>>;
 
@@ -48,7 +47,9 @@ async fn records_carry_the_seed_fields_and_alerts_fire_for_security_events() {
     let audit = Arc::new(MemorySink::new());
     let (alerts, hook) = collector();
     let layer = mcp_security::SecurityLayer::builder()
-        .authenticator(ApiKeyAuthenticator::new([ApiKeyEntry::from_key("bot", "k-1")]))
+        .authenticator(ApiKeyAuthenticator::new([ApiKeyEntry::from_key(
+            "bot", "k-1",
+        )]))
         .authorizer(
             AclAuthorizer::builder()
                 .tool(ToolRule::new("echo", HostSet::only(["bot"])))
@@ -81,7 +82,8 @@ async fn records_carry_the_seed_fields_and_alerts_fire_for_security_events() {
     layer.evaluate(&echo, &cx, None).await.unwrap();
     let limited = layer.evaluate(&echo, &cx, None).await.unwrap_err();
     assert_eq!(limited.kind(), DenyKind::RateLimited);
-    let bad = RequestContext::new(Transport::InProcess).with_credentials(Credentials::api_key("nope"));
+    let bad =
+        RequestContext::new(Transport::InProcess).with_credentials(Credentials::api_key("nope"));
     let unauth = layer.evaluate(&echo, &bad, None).await.unwrap_err();
     assert_eq!(unauth.stage(), Stage::Authentication);
 
@@ -105,7 +107,10 @@ async fn records_carry_the_seed_fields_and_alerts_fire_for_security_events() {
     let alerts = alerts.lock().unwrap().clone();
     assert_eq!(
         alerts.iter().map(|a| a.0).collect::<Vec<_>>(),
-        vec![AlertKind::RateLimitExceeded, AlertKind::AuthenticationFailure]
+        vec![
+            AlertKind::RateLimitExceeded,
+            AlertKind::AuthenticationFailure
+        ]
     );
     // Each alert points at its audit record.
     assert_eq!(alerts[0].1.as_deref(), recs[2]["event_id"].as_str());
@@ -146,7 +151,8 @@ async fn withholding_restricted_data_raises_an_alert() {
         Policy::from_toml_str(&classified_policy(&dir.path().join("a.jsonl"), "deny")).unwrap();
     let (alerts, hook) = collector();
     let layer = policy.builder().unwrap().alert_hook(hook).build().unwrap();
-    let cx = RequestContext::new(Transport::InProcess).with_credentials(Credentials::api_key("k-limited"));
+    let cx = RequestContext::new(Transport::InProcess)
+        .with_credentials(Credentials::api_key("k-limited"));
     let action = Action::CallTool {
         name: "lookup",
         arguments: None,
@@ -165,7 +171,12 @@ async fn withholding_restricted_data_raises_an_alert() {
         .await
         .unwrap();
     assert_eq!(
-        alerts.lock().unwrap().iter().map(|a| a.0).collect::<Vec<_>>(),
+        alerts
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|a| a.0)
+            .collect::<Vec<_>>(),
         vec![AlertKind::RestrictedDataDenied]
     );
 }
@@ -176,7 +187,8 @@ async fn on_failure_deny_refuses_and_continue_answers_counts_and_alerts() {
         eprintln!("no /dev/full here; nothing to test");
         return;
     }
-    let cx = RequestContext::new(Transport::InProcess).with_credentials(Credentials::api_key("k-limited"));
+    let cx = RequestContext::new(Transport::InProcess)
+        .with_credentials(Credentials::api_key("k-limited"));
     let action = Action::CallTool {
         name: "lookup",
         arguments: None,
@@ -203,7 +215,10 @@ async fn on_failure_deny_refuses_and_continue_answers_counts_and_alerts() {
     cont.evaluate(&action, &cx, None).await.unwrap();
     assert_eq!(cont.audit_failures(), 2);
     let kinds: Vec<AlertKind> = alerts.lock().unwrap().iter().map(|a| a.0).collect();
-    assert_eq!(kinds, vec![AlertKind::AuditFailure, AlertKind::AuditFailure]);
+    assert_eq!(
+        kinds,
+        vec![AlertKind::AuditFailure, AlertKind::AuditFailure]
+    );
 }
 
 #[tokio::test]
@@ -287,12 +302,21 @@ fn the_policy_audit_keys_are_checked_and_name_the_key() {
     );
     let cases = [
         ("fsync = \"sometimes\"", "audit.fsync"),
-        ("fsync = \"always\"\ngroup_commit_ms = 3", "audit.group_commit_ms"),
+        (
+            "fsync = \"always\"\ngroup_commit_ms = 3",
+            "audit.group_commit_ms",
+        ),
         ("rotate_bytes = 10", "audit.rotate_bytes"),
         ("queue = 0", "audit.queue"),
-        ("checkpoint_every = 0\nsigning_key_file = \"k\"", "audit.checkpoint_every"),
+        (
+            "checkpoint_every = 0\nsigning_key_file = \"k\"",
+            "audit.checkpoint_every",
+        ),
         ("checkpoint_every = 10", "audit.signing_key_file"),
-        ("signing_key_file = \"missing.key\"", "audit.signing_key_file"),
+        (
+            "signing_key_file = \"missing.key\"",
+            "audit.signing_key_file",
+        ),
         ("on_failure = \"maybe\"", "audit.on_failure"),
         ("bogus = 1", "audit.bogus"),
     ];
@@ -344,7 +368,10 @@ async fn the_server_wrappers_log_holds_no_argument_values_and_verifies() {
             "hunter2-not-a-detector-match",
         ];
         client
-            .call_tool(call("query_database", json!({"query": secrets[0], "limit": 77})))
+            .call_tool(call(
+                "query_database",
+                json!({"query": secrets[0], "limit": 77}),
+            ))
             .await
             .unwrap();
         client
@@ -353,7 +380,10 @@ async fn the_server_wrappers_log_holds_no_argument_values_and_verifies() {
             .unwrap();
         // Refused at validation: the value still stays out of the log.
         let _ = client
-            .call_tool(call("query_database", json!({"query": "DROP TABLE x; hunter3"})))
+            .call_tool(call(
+                "query_database",
+                json!({"query": "DROP TABLE x; hunter3"}),
+            ))
             .await;
         client.cancel().await.unwrap();
         let log = std::fs::read_to_string(&audit).unwrap();
@@ -365,7 +395,7 @@ async fn the_server_wrappers_log_holds_no_argument_values_and_verifies() {
     }
     // The layer (and its sink) is dropped: the final checkpoint is written.
     let pubkey = read_verifying_key(dir.path().join("audit.pub")).unwrap();
-    let r = verify_files(&[audit.clone()], Some(&pubkey), None).unwrap();
+    let r = verify_files(std::slice::from_ref(&audit), Some(&pubkey), None).unwrap();
     assert!(r.is_intact(), "{:?}", r.problem);
     assert!(r.checkpoints >= 2 && r.unsigned_tail == 0, "{r:?}");
 
@@ -385,7 +415,11 @@ async fn the_server_wrappers_log_holds_no_argument_values_and_verifies() {
 
     // Change one record: exit 1, the record named.
     let text = std::fs::read_to_string(&audit).unwrap();
-    std::fs::write(&audit, text.replacen("\"host\":\"analytics-bot\"", "\"host\":\"admin\"", 1)).unwrap();
+    std::fs::write(
+        &audit,
+        text.replacen("\"host\":\"analytics-bot\"", "\"host\":\"admin\"", 1),
+    )
+    .unwrap();
     let out = std::process::Command::new(bin)
         .args(["audit", "verify", "--json"])
         .arg(&audit)

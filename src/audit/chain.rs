@@ -63,9 +63,7 @@ pub enum KeyError {
     #[error("cannot read the key file: {0}")]
     Io(#[from] std::io::Error),
     /// The file holds neither a PEM key of the right kind nor 64 hex digits.
-    #[error(
-        "the key file holds no ed25519 key (expected PKCS#8 / SPKI PEM, or 64 hex digits)"
-    )]
+    #[error("the key file holds no ed25519 key (expected PKCS#8 / SPKI PEM, or 64 hex digits)")]
     Format,
     /// No OS randomness to generate a key from.
     #[error("no operating-system randomness to generate a key")]
@@ -223,7 +221,13 @@ mod tests {
         let h = record_line(&mut out, &mut scratch, &h, 1, b"{}");
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
         unhashed_bytes(&v, &mut unhashed).unwrap();
-        assert_eq!(chain_hash(&crate::hex::parse_sha256(v["prev"].as_str().unwrap()).unwrap(), &unhashed), h);
+        assert_eq!(
+            chain_hash(
+                &crate::hex::parse_sha256(v["prev"].as_str().unwrap()).unwrap(),
+                &unhashed
+            ),
+            h
+        );
     }
 
     #[test]

@@ -33,8 +33,8 @@ pub enum FsyncPolicy {
     OsBuffered,
 }
 
-/// How a [`FileSink`] writes. Start from [`FileSinkConfig::new`]; the defaults are a 5 ms group
-/// commit, rotation at 64 MiB, a 4096-record queue, and (with a signing key) a checkpoint every
+/// How a [`FileSink`] writes. Start from [`FileSinkConfig::new`]; the defaults are
+/// [`FsyncPolicy::Always`], rotation at 64 MiB, a 4096-record queue, and (with a signing key) a checkpoint every
 /// 10,000 records or 60 seconds, and at shutdown.
 #[derive(Debug, Clone)]
 pub struct FileSinkConfig {
@@ -54,7 +54,7 @@ impl FileSinkConfig {
     pub fn new(path: impl Into<PathBuf>) -> Self {
         FileSinkConfig {
             path: path.into(),
-            fsync: FsyncPolicy::GroupCommit(Duration::from_millis(5)),
+            fsync: FsyncPolicy::Always,
             rotate_bytes: Some(64 * 1024 * 1024),
             queue: 4096,
             checkpoint_every: Some(10_000),
@@ -306,6 +306,9 @@ struct Writer {
     /// Written but not yet acknowledged (waiting for the group commit's fsync).
     pending: Vec<(oneshot::Sender<Result<u64, AuditError>>, u64)>,
     unsynced: bool,
+    /// A regular file: fsync means something. A device (`/dev/null`) or pipe cannot be synced,
+    /// so records are acknowledged once written.
+    syncable: bool,
     buf: Vec<u8>,
     sidecar_buf: Vec<u8>,
     scratch: Vec<u8>,
@@ -401,7 +404,8 @@ impl Writer {
     fn open(config: FileSinkConfig) -> Result<Self, AuditError> {
         let path = config.path.clone();
         let mut file = open_append(&path)?;
-        let rotation = last_rotation(&path);
+        let regular = file.metadata()?.is_file();
+        let rotation = if regular { last_rotation(&path) } else { 0 };
         let mut last = last_line(&mut file)?;
         if last.is_none() && rotation > 0 {
             let mut prev_file = File::open(rotated_name(&path, rotation))?;
@@ -433,10 +437,12 @@ impl Writer {
                 }
             },
         };
-        let size = file.metadata()?.len();
+        let meta = file.metadata()?;
+        let size = meta.len();
+        let syncable = meta.is_file();
         let checkpoints = match &config.signing_key {
-            Some(_) => Some(open_append(&sidecar(&path))?),
-            None => None,
+            Some(_) if regular => Some(open_append(&sidecar(&path))?),
+            _ => None,
         };
         let now = Instant::now();
         Ok(Writer {
@@ -452,6 +458,7 @@ impl Writer {
             last_sync: now,
             pending: Vec::new(),
             unsynced: false,
+            syncable,
             buf: Vec::with_capacity(1 << 20),
             sidecar_buf: Vec::new(),
             scratch: Vec::with_capacity(4096),
@@ -501,7 +508,9 @@ impl Writer {
     /// When the loop must wake without a message: the group commit's fsync, or a checkpoint.
     fn deadline(&self) -> Option<Instant> {
         let sync = match self.config.fsync {
-            FsyncPolicy::GroupCommit(d) if !self.pending.is_empty() => Some(self.last_sync + d),
+            FsyncPolicy::GroupCommit(d) if self.syncable && !self.pending.is_empty() => {
+                Some(self.last_sync + d)
+            }
             _ => None,
         };
         let checkpoint = match self.config.checkpoint_interval {
@@ -544,13 +553,8 @@ impl Writer {
                         continue;
                     }
                     let seq = self.seq;
-                    self.prev = record_line(
-                        &mut self.buf,
-                        &mut self.scratch,
-                        &self.prev,
-                        seq,
-                        &body,
-                    );
+                    self.prev =
+                        record_line(&mut self.buf, &mut self.scratch, &self.prev, seq, &body);
                     self.seq += 1;
                     self.since_checkpoint += 1;
                     self.pending.push((ack, seq));
@@ -561,14 +565,16 @@ impl Writer {
                     {
                         self.append_checkpoint();
                     }
-                    if self
-                        .config
-                        .rotate_bytes
-                        .is_some_and(|max| self.size + self.buf.len() as u64 >= max)
+                    // Only a regular file rotates: renaming a device (`/dev/null`) would be a
+                    // disaster.
+                    if self.syncable
+                        && self
+                            .config
+                            .rotate_bytes
+                            .is_some_and(|max| self.size + self.buf.len() as u64 >= max)
+                        && self.write_buf().is_ok()
                     {
-                        if self.write_buf().is_ok() {
-                            self.rotate();
-                        }
+                        self.rotate();
                     }
                 }
                 Msg::Close { ack } => close = Some(ack),
@@ -678,18 +684,20 @@ impl Writer {
     /// interval has run out.
     fn sync_and_ack(&mut self, timer: bool) {
         let sync_now = match self.config.fsync {
+            _ if !self.syncable => false,
             FsyncPolicy::Always => true,
             FsyncPolicy::OsBuffered => false,
             FsyncPolicy::GroupCommit(d) => timer || self.last_sync.elapsed() >= d,
         };
-        if matches!(self.config.fsync, FsyncPolicy::GroupCommit(_)) && !sync_now {
+        if self.syncable && matches!(self.config.fsync, FsyncPolicy::GroupCommit(_)) && !sync_now {
             return;
         }
-        if sync_now && self.unsynced {
-            if let Err(e) = self.sync() {
-                self.fail_pending(e.kind());
-                return;
-            }
+        if sync_now
+            && self.unsynced
+            && let Err(e) = self.sync()
+        {
+            self.fail_pending(e.kind());
+            return;
         }
         for (ack, seq) in self.pending.drain(..) {
             let _ = ack.send(Ok(seq));
@@ -697,7 +705,9 @@ impl Writer {
     }
 
     fn sync(&mut self) -> std::io::Result<()> {
-        self.file.sync_data()?;
+        if self.syncable {
+            self.file.sync_data()?;
+        }
         if let Some(side) = &self.checkpoints {
             side.sync_data()?;
         }
@@ -708,6 +718,9 @@ impl Writer {
 
     /// Moves the full file aside as `path.N` and starts a new one; the chain state carries over.
     fn rotate(&mut self) {
+        if !self.syncable {
+            return;
+        }
         let path = self.config.path.clone();
         let result = self.sync().and_then(|()| {
             std::fs::rename(&path, rotated_name(&path, self.next_rotation))?;
@@ -737,11 +750,11 @@ impl Writer {
             self.append_checkpoint();
         }
         self.write_buf()?;
-        if self.unsynced {
-            if let Err(e) = self.sync() {
-                self.fail_pending(e.kind());
-                return Err(e.into());
-            }
+        if self.unsynced
+            && let Err(e) = self.sync()
+        {
+            self.fail_pending(e.kind());
+            return Err(e.into());
         }
         for (ack, seq) in self.pending.drain(..) {
             let _ = ack.send(Ok(seq));

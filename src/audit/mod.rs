@@ -34,7 +34,7 @@ mod verify;
 pub use alert::{AlertHook, AlertKind, SecurityAlert};
 pub use canonical::to_canonical_json;
 pub use chain::{
-    CHECKPOINT_DOMAIN, GENESIS, KeyError, checkpoint_message, chain_hash, generate_signing_key,
+    CHECKPOINT_DOMAIN, GENESIS, KeyError, chain_hash, checkpoint_message, generate_signing_key,
     key_id, read_signing_key, read_verifying_key, signing_key_pem, verifying_key_pem,
 };
 pub use chained::{FileSink, FileSinkConfig, FsyncPolicy, Receipt};
@@ -155,7 +155,8 @@ impl EventId {
             // Without OS randomness, fall back on the time and pid: unique enough per process.
             if getrandom::fill(&mut b).is_err() {
                 let t = Utc::now().timestamp_nanos_opt().unwrap_or_default();
-                b = (t.unsigned_abs() ^ u64::from(std::process::id()).rotate_left(32)).to_be_bytes();
+                b = (t.unsigned_abs() ^ u64::from(std::process::id()).rotate_left(32))
+                    .to_be_bytes();
             }
             u64::from_be_bytes(b)
         });

@@ -212,7 +212,10 @@ impl PostgresSink {
     }
 }
 
-async fn chain_head(client: &Client, config: &PostgresConfig) -> Result<(u64, [u8; 32]), AuditError> {
+async fn chain_head(
+    client: &Client,
+    config: &PostgresConfig,
+) -> Result<(u64, [u8; 32]), AuditError> {
     let row = client
         .query_opt(
             &format!(

@@ -166,10 +166,7 @@ fn parse_record(bytes: &[u8], file: usize, line: usize) -> Parsed {
     ) else {
         return Parsed::Bad("not a chained record (seq, prev, hash)");
     };
-    let event_id = v
-        .get("event_id")
-        .and_then(Value::as_str)
-        .map(str::to_owned);
+    let event_id = v.get("event_id").and_then(Value::as_str).map(str::to_owned);
     let checkpoint = v.get("checkpoint").map(|c| {
         let s = |k: &str| c.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
         (s("key_id"), s("signature"))
@@ -362,7 +359,8 @@ pub(crate) fn verify_data(
 
     // The sidecar: every signed checkpoint in it must be in the log, unchanged.
     if let Some((side, data)) = sidecar {
-        let by_seq: HashMap<u64, usize> = recs.iter().enumerate().map(|(i, r)| (r.seq, i)).collect();
+        let by_seq: HashMap<u64, usize> =
+            recs.iter().enumerate().map(|(i, r)| (r.seq, i)).collect();
         let log_end = expected_seq;
         for (i, line) in data.split(|b| *b == b'\n').enumerate() {
             if line.is_empty() {

@@ -332,13 +332,14 @@ fn audit_verify(args: AuditVerifyArgs) -> Result<(String, bool), Usage> {
             r.checkpoints,
             r.files,
             r.signed_records,
-            if r.signatures_checked { "" } else { " (signatures NOT checked: no --key)" },
+            if r.signatures_checked {
+                ""
+            } else {
+                " (signatures NOT checked: no --key)"
+            },
             r.unsigned_tail
         ),
-        Some(p) => format!(
-            "TAMPERED: {p}\n{} records verified before it",
-            r.records
-        ),
+        Some(p) => format!("TAMPERED: {p}\n{} records verified before it", r.records),
     };
     if let Some(t) = torn {
         out.push_str(&format!(

@@ -468,7 +468,9 @@ impl Inner {
                         AuditFailureMode::Deny => "audit record not written; request refused",
                         AuditFailureMode::Continue => "audit record not written; request answered",
                     };
-                    hook.alert(&SecurityAlert::new(AlertKind::AuditFailure, detail).with_event(&event));
+                    hook.alert(
+                        &SecurityAlert::new(AlertKind::AuditFailure, detail).with_event(&event),
+                    );
                 }
                 match inner.audit_failure {
                     AuditFailureMode::Deny => Err(()),
@@ -521,9 +523,12 @@ impl SecurityLayer {
     pub async fn reload_audited(&self, next: &SecurityLayer, detail: &str) -> Result<(), Denial> {
         self.reload(next);
         let inner = self.current.load_full();
-        let mut event =
-            AuditEvent::system(EventType::ConfigurationChange, "policy/reload", &CorrelationId::None)
-                .with_detail(detail);
+        let mut event = AuditEvent::system(
+            EventType::ConfigurationChange,
+            "policy/reload",
+            &CorrelationId::None,
+        )
+        .with_detail(detail);
         event.server_id = inner.server_id.as_deref();
         match inner.audit.record(&event).await {
             Ok(()) => Ok(()),
@@ -531,17 +536,20 @@ impl SecurityLayer {
                 inner.audit_failures.fetch_add(1, Ordering::Relaxed);
                 if let Some(hook) = &inner.alert {
                     hook.alert(
-                        &SecurityAlert::new(AlertKind::AuditFailure, "configuration change not audited")
-                            .with_event(&event),
+                        &SecurityAlert::new(
+                            AlertKind::AuditFailure,
+                            "configuration change not audited",
+                        )
+                        .with_event(&event),
                     );
                 }
                 match inner.audit_failure {
-                    AuditFailureMode::Deny => Err(Denial::new(
-                        Stage::Audit,
-                        DenyKind::Unavailable,
-                        "audit unavailable",
-                    )
-                    .with_rule(RuleId::from_static("audit.on_failure"))),
+                    AuditFailureMode::Deny => {
+                        Err(
+                            Denial::new(Stage::Audit, DenyKind::Unavailable, "audit unavailable")
+                                .with_rule(RuleId::from_static("audit.on_failure")),
+                        )
+                    }
                     AuditFailureMode::Continue => Ok(()),
                 }
             }

@@ -1042,10 +1042,7 @@ fn redaction(
 
 /// The file sink's settings from `[audit]`; the signing key is read here so a bad key file is
 /// a policy error, not a failure at the first request.
-fn audit_sink_config(
-    a: &file::Audit,
-    base: Option<&Path>,
-) -> Result<FileSinkConfig, PolicyError> {
+fn audit_sink_config(a: &file::Audit, base: Option<&Path>) -> Result<FileSinkConfig, PolicyError> {
     let resolve = |p: &Path| match base {
         Some(b) if p.is_relative() => b.join(p),
         _ => p.to_path_buf(),
@@ -1053,8 +1050,8 @@ fn audit_sink_config(
     let mut c = FileSinkConfig::new(resolve(&a.path));
     let interval = Duration::from_millis(a.group_commit_ms.unwrap_or(5));
     c = c.fsync(match a.fsync.as_deref() {
-        None | Some("group") => FsyncPolicy::GroupCommit(interval),
-        Some("always") => FsyncPolicy::Always,
+        Some("group") => FsyncPolicy::GroupCommit(interval),
+        None | Some("always") => FsyncPolicy::Always,
         Some("os") => FsyncPolicy::OsBuffered,
         Some(_) => {
             return Err(invalid(
@@ -1063,7 +1060,7 @@ fn audit_sink_config(
             ));
         }
     });
-    if a.group_commit_ms.is_some() && !matches!(a.fsync.as_deref(), None | Some("group")) {
+    if a.group_commit_ms.is_some() && a.fsync.as_deref() != Some("group") {
         return Err(invalid(
             "audit.group_commit_ms",
             "applies only with fsync = \"group\"",
@@ -1071,7 +1068,10 @@ fn audit_sink_config(
     }
     if let Some(bytes) = a.rotate_bytes {
         if bytes < 4096 {
-            return Err(invalid("audit.rotate_bytes", "must be at least 4096 (0 is not allowed; omit the key for the default)"));
+            return Err(invalid(
+                "audit.rotate_bytes",
+                "must be at least 4096 (0 is not allowed; omit the key for the default)",
+            ));
         }
         c = c.rotate_at(Some(bytes));
     }
