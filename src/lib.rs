@@ -48,6 +48,8 @@
 //! | `rmcp` | yes | [`adapters::rmcp::SecureServer`], wrapping any rmcp `ServerHandler` |
 //! | `cli` | no | the `mcp-security` command-line tool |
 //! | `redis` | no | [`ratelimit::RedisRateLimiter`]: rate limits shared by replicas through Redis |
+//! | `tracing` | no | `audit::TracingSink`: one `tracing` event per audit record |
+//! | `postgres` | no | `audit::PostgresSink`: audit records in PostgreSQL, hash-chained per writer |
 //!
 //! # Untrusted input and panics
 //! Every parser here ([`Message::parse`], the policy file, URIs, arguments) returns an error

@@ -472,3 +472,79 @@ fn the_cli_makes_a_key_and_refuses_to_overwrite_it() {
         .unwrap();
     assert_eq!(missing.status.code(), Some(2));
 }
+
+/// The `tracing` sink emits one structured event per record, with the record's fields.
+#[cfg(feature = "tracing")]
+#[test]
+fn the_tracing_sink_emits_one_structured_event_per_record() {
+    use mcp_security::audit::{AuditEvent, AuditSink, EventType, TracingSink};
+    use tracing::field::{Field, Visit};
+    use tracing::span::{Attributes, Id, Record};
+    use tracing::{Event, Metadata, Subscriber};
+
+    #[derive(Default)]
+    struct Capture(Mutex<Vec<(String, String, Vec<(String, String)>)>>);
+    struct Fields(Vec<(String, String)>);
+    impl Visit for Fields {
+        fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+            self.0.push((field.name().to_owned(), format!("{value:?}")));
+        }
+        fn record_str(&mut self, field: &Field, value: &str) {
+            self.0.push((field.name().to_owned(), value.to_owned()));
+        }
+    }
+    impl Subscriber for &'static Capture {
+        fn enabled(&self, _: &Metadata<'_>) -> bool {
+            true
+        }
+        fn new_span(&self, _: &Attributes<'_>) -> Id {
+            Id::from_u64(1)
+        }
+        fn record(&self, _: &Id, _: &Record<'_>) {}
+        fn record_follows_from(&self, _: &Id, _: &Id) {}
+        fn event(&self, e: &Event<'_>) {
+            let mut f = Fields(Vec::new());
+            e.record(&mut f);
+            self.0.lock().unwrap().push((
+                e.metadata().target().to_owned(),
+                e.metadata().level().to_string(),
+                f.0,
+            ));
+        }
+        fn enter(&self, _: &Id) {}
+        fn exit(&self, _: &Id) {}
+    }
+
+    let capture: &'static Capture = Box::leak(Box::default());
+    tracing::subscriber::with_default(capture, || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let cid = mcp_security::CorrelationId::Number(9);
+            let e = AuditEvent::system(EventType::ConfigurationChange, "policy/reload", &cid)
+                .with_detail("reloaded");
+            TracingSink::new().record(&e).await.unwrap();
+        });
+    });
+    let events = capture.0.lock().unwrap();
+    assert_eq!(events.len(), 1);
+    let (target, level, fields) = &events[0];
+    assert_eq!(
+        (target.as_str(), level.as_str()),
+        ("mcp_security::audit", "INFO")
+    );
+    let get = |k: &str| {
+        fields
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(get("event_type"), "configuration_change");
+    assert_eq!(get("method"), "policy/reload");
+    assert_eq!(get("event_id").len(), 32);
+    let record: Value = serde_json::from_str(&get("record")).unwrap();
+    assert_eq!(record["detail"], "reloaded");
+    assert_eq!(record["correlation_id"], 9);
+}

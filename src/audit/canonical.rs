@@ -33,7 +33,7 @@ pub(crate) fn write_value(v: &Value, out: &mut Vec<u8>) {
                 if i > 0 {
                     out.push(b',');
                 }
-                write_scalar(&Value::String(k.clone()), out);
+                write_str(k, out);
                 out.push(b':');
                 write_value(val, out);
             }
@@ -51,6 +51,11 @@ pub(crate) fn write_value(v: &Value, out: &mut Vec<u8>) {
         }
         scalar => write_scalar(scalar, out),
     }
+}
+
+fn write_str(s: &str, out: &mut Vec<u8>) {
+    // Writing a string into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, s);
 }
 
 fn write_scalar(v: &Value, out: &mut Vec<u8>) {

@@ -143,8 +143,10 @@ pub(crate) fn record_line(
     seq: u64,
     body: &[u8],
 ) -> [u8; 32] {
-    let prev_hex = crate::hex::encode(prev);
-    let seq_text = seq.to_string();
+    let mut prev_hex = [0u8; 64];
+    hex_into(prev, &mut prev_hex);
+    let mut seq_buf = [0u8; 20];
+    let seq_text = decimal(seq, &mut seq_buf);
     // The body's fields without its braces.
     let fields = body
         .strip_prefix(b"{")
@@ -152,9 +154,9 @@ pub(crate) fn record_line(
         .unwrap_or_default();
     scratch.clear();
     scratch.extend_from_slice(b"{\"prev\":\"");
-    scratch.extend_from_slice(prev_hex.as_bytes());
+    scratch.extend_from_slice(&prev_hex);
     scratch.extend_from_slice(b"\",\"seq\":");
-    scratch.extend_from_slice(seq_text.as_bytes());
+    scratch.extend_from_slice(seq_text);
     if !fields.is_empty() {
         scratch.push(b',');
         scratch.extend_from_slice(fields);
@@ -162,12 +164,38 @@ pub(crate) fn record_line(
     scratch.push(b'}');
     let hash = chain_hash(prev, scratch);
     out.extend_from_slice(b"{\"hash\":\"");
-    out.extend_from_slice(crate::hex::encode(&hash).as_bytes());
+    let mut hash_hex = [0u8; 64];
+    hex_into(&hash, &mut hash_hex);
+    out.extend_from_slice(&hash_hex);
     out.extend_from_slice(b"\",");
     // `scratch` without its opening brace: "prev":...,"seq":N,fields}
     out.extend_from_slice(scratch.get(1..).unwrap_or_default());
     out.push(b'\n');
     hash
+}
+
+fn hex_into(bytes: &[u8; 32], out: &mut [u8; 64]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for (b, pair) in bytes.iter().zip(out.chunks_exact_mut(2)) {
+        if let [hi, lo] = pair {
+            *hi = DIGITS[usize::from(b >> 4)];
+            *lo = DIGITS[usize::from(b & 0xf)];
+        }
+    }
+}
+
+/// `n` in decimal, in the tail of `buf`.
+fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    buf.get(i..).unwrap_or_default()
 }
 
 /// The unhashed bytes of a parsed record: its `prev` and `seq`, then the rest of its fields

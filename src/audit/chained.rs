@@ -240,7 +240,7 @@ impl FileSink {
     /// sink is closed.
     pub async fn submit(&self, event: &AuditEvent<'_>) -> Result<Receipt, AuditError> {
         let mut body = Vec::with_capacity(512);
-        canonical::to_canonical_json(event, &mut body)?;
+        event.write_canonical(&mut body)?;
         let (ack, rx) = oneshot::channel();
         let tx = self.tx.as_ref().ok_or(AuditError::Closed)?;
         tx.send(Msg::Event { body, ack })

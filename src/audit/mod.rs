@@ -184,6 +184,10 @@ impl Serialize for EventId {
 
 /// One audit record. Built by the layer; sinks read it.
 ///
+/// The fields are declared in the byte order of their names, so serializing the struct gives
+/// canonical JSON directly ([`write_canonical`](Self::write_canonical)), without a detour through
+/// a map; a test checks this against [`to_canonical_json`].
+///
 /// The seed's `AuditLogEntry` fields map as follows: `host_id` is `host`, `user_id` is
 /// `subject`, `ip_address` is `peer_addr`, `action` is `method`, `result` is `outcome`,
 /// `error_message` is `reason` (and `detail`), `data_classification` is `classification`;
@@ -192,77 +196,80 @@ impl Serialize for EventId {
 #[derive(Debug, Clone, Serialize)]
 #[non_exhaustive]
 pub struct AuditEvent<'a> {
-    /// The record's unique id.
-    pub event_id: EventId,
-    /// What kind of event this is.
-    pub event_type: EventType,
-    /// When the request was received.
-    pub timestamp: DateTime<Utc>,
-    /// The server this layer protects (the policy's `server.name`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub server_id: Option<&'a str>,
-    /// The transport.
-    #[serde(serialize_with = "ser_transport")]
-    pub transport: Transport,
-    /// The JSON-RPC id.
-    #[serde(serialize_with = "ser_correlation")]
-    pub correlation_id: &'a CorrelationId,
-    /// The transport session.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub session_id: Option<&'a str>,
-    /// The peer's address.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub peer_addr: Option<IpAddr>,
-    /// The peer's `User-Agent` (HTTP), bounded in length.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub user_agent: Option<&'a str>,
-    /// The authenticated host, when authentication succeeded.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub host: Option<&'a str>,
-    /// The authenticated subject.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub subject: Option<&'a str>,
     /// How the caller was authenticated.
     #[serde(skip_serializing_if = "Option::is_none", serialize_with = "ser_auth")]
     pub auth_method: Option<AuthMethod>,
-    /// The JSON-RPC method.
-    pub method: &'a str,
-    /// The tool, prompt or resource, redacted.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub target: Option<&'a str>,
-    /// The tool's name, for tool calls (the target).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub tool_name: Option<&'a str>,
-    /// The resource URI, redacted, for resource reads and subscriptions (the target).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub resource_uri: Option<&'a str>,
-    /// How it ended.
-    pub outcome: AuditOutcome,
-    /// The deciding stage (the last stage reached when allowed).
-    #[serde(serialize_with = "ser_stage")]
-    pub stage: Stage,
+    /// How sensitive the result was (level, categories, retention, encryption).
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "ser_classification"
+    )]
+    pub classification: Option<&'a crate::redact::Classification>,
+    /// The JSON-RPC id.
+    #[serde(serialize_with = "ser_correlation")]
+    pub correlation_id: &'a CorrelationId,
     /// The kind of denial.
     #[serde(skip_serializing_if = "Option::is_none", serialize_with = "ser_kind")]
     pub deny_kind: Option<DenyKind>,
-    /// The deciding rule.
-    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "ser_rule")]
-    pub rule: Option<&'a RuleId>,
-    /// Why (fixed or policy text, never request values).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<&'a str>,
     /// Detail for the operator (which authentication check failed, ...), never request values.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<&'a str>,
     /// The handler's JSON-RPC error code, when it returned an error.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error_code: Option<i32>,
-    /// How many values the redactor replaced in the result.
-    pub redactions: u32,
-    /// How sensitive the result was (level, categories, retention, encryption).
+    /// The record's unique id.
+    pub event_id: EventId,
+    /// What kind of event this is.
+    pub event_type: EventType,
+    /// The authenticated host, when authentication succeeded.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub classification: Option<&'a crate::redact::Classification>,
+    pub host: Option<&'a str>,
     /// Time spent from receipt to this record, in microseconds.
     pub latency_us: u64,
+    /// The JSON-RPC method.
+    pub method: &'a str,
+    /// How it ended.
+    pub outcome: AuditOutcome,
+    /// The peer's address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peer_addr: Option<IpAddr>,
+    /// Why (fixed or policy text, never request values).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<&'a str>,
+    /// How many values the redactor replaced in the result.
+    pub redactions: u32,
+    /// The resource URI, redacted, for resource reads and subscriptions (the target).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resource_uri: Option<&'a str>,
+    /// The deciding rule.
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "ser_rule")]
+    pub rule: Option<&'a RuleId>,
+    /// The server this layer protects (the policy's `server.name`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_id: Option<&'a str>,
+    /// The transport session.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<&'a str>,
+    /// The deciding stage (the last stage reached when allowed).
+    #[serde(serialize_with = "ser_stage")]
+    pub stage: Stage,
+    /// The authenticated subject.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject: Option<&'a str>,
+    /// The tool, prompt or resource, redacted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<&'a str>,
+    /// When the request was received.
+    pub timestamp: DateTime<Utc>,
+    /// The tool's name, for tool calls (the target).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_name: Option<&'a str>,
+    /// The transport.
+    #[serde(serialize_with = "ser_transport")]
+    pub transport: Transport,
+    /// The peer's `User-Agent` (HTTP), bounded in length.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<&'a str>,
 }
 
 impl<'a> AuditEvent<'a> {
@@ -303,6 +310,15 @@ impl<'a> AuditEvent<'a> {
         }
     }
 
+    /// Appends the record's canonical JSON (as [`to_canonical_json`] gives) to `out`, encoded
+    /// straight from the struct.
+    ///
+    /// # Errors
+    /// [`AuditError::Encode`] if serialization fails (it does not for these field types).
+    pub fn write_canonical(&self, out: &mut Vec<u8>) -> Result<(), AuditError> {
+        serde_json::to_writer(out, self).map_err(|_| AuditError::Encode)
+    }
+
     /// Sets the detail (fixed or policy text, never request values).
     pub fn with_detail(mut self, detail: &'a str) -> Self {
         self.detail = Some(detail);
@@ -314,6 +330,25 @@ impl<'a> AuditEvent<'a> {
         self.server_id = Some(server_id);
         self
     }
+}
+
+fn ser_classification<S: serde::Serializer>(
+    c: &Option<&crate::redact::Classification>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let Some(c) = c else {
+        return s.serialize_none();
+    };
+    // Keys in byte order, for canonical JSON.
+    let mut m = s.serialize_map(None)?;
+    m.serialize_entry("categories", &c.categories)?;
+    m.serialize_entry("encryption_required", &c.encryption_required)?;
+    m.serialize_entry("level", &c.level)?;
+    if let Some(d) = c.retention_days {
+        m.serialize_entry("retention_days", &d)?;
+    }
+    m.end()
 }
 
 fn ser_transport<S: serde::Serializer>(t: &Transport, s: S) -> Result<S::Ok, S::Error> {
@@ -391,5 +426,57 @@ pub trait AuditSink: Debug + Send + Sync {
 impl<T: AuditSink + ?Sized> AuditSink for Arc<T> {
     async fn record(&self, event: &AuditEvent<'_>) -> Result<(), AuditError> {
         (**self).record(event).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests fail loudly")]
+    use super::*;
+
+    #[test]
+    fn the_struct_encoding_is_canonical_with_every_field_set() {
+        let cid = CorrelationId::Text("req-\u{2028}\"7\"".into());
+        let rule = RuleId::from_static("tools[2]");
+        let class = crate::redact::Classification {
+            level: crate::redact::Level::Restricted,
+            categories: vec!["PII", "PCI"],
+            retention_days: Some(30),
+            encryption_required: true,
+        };
+        let mut e = AuditEvent::system(EventType::ToolInvocation, "tools/call", &cid)
+            .with_detail("d\u{0}\n")
+            .with_server_id("srv");
+        e.session_id = Some("s");
+        e.peer_addr = Some("::1".parse().unwrap());
+        e.user_agent = Some("ua");
+        e.host = Some("h");
+        e.subject = Some("sub");
+        e.auth_method = Some(AuthMethod::ApiKey);
+        e.target = Some("t");
+        e.tool_name = Some("t");
+        e.resource_uri = Some("file:///x");
+        e.outcome = AuditOutcome::Deny;
+        e.deny_kind = Some(DenyKind::Forbidden);
+        e.rule = Some(&rule);
+        e.reason = Some("r");
+        e.error_code = Some(-31403);
+        e.redactions = 3;
+        e.classification = Some(&class);
+        e.latency_us = 17;
+        let mut fast = Vec::new();
+        e.write_canonical(&mut fast).unwrap();
+        let mut generic = Vec::new();
+        to_canonical_json(&e, &mut generic).unwrap();
+        assert_eq!(
+            String::from_utf8(fast).unwrap(),
+            String::from_utf8(generic).unwrap()
+        );
+        // And with the optional fields absent.
+        let bare = AuditEvent::system(EventType::SecurityEvent, "x", &CorrelationId::None);
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        bare.write_canonical(&mut a).unwrap();
+        to_canonical_json(&bare, &mut b).unwrap();
+        assert_eq!(a, b);
     }
 }

@@ -9,7 +9,7 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, NoTls};
 
 use super::chain::{GENESIS, record_line};
-use super::{AuditError, AuditEvent, AuditOutcome, AuditSink, VerifyReport, canonical};
+use super::{AuditError, AuditEvent, AuditOutcome, AuditSink, VerifyReport};
 
 /// Where and how a [`PostgresSink`] writes.
 #[derive(Debug, Clone)]
@@ -240,7 +240,7 @@ async fn chain_head(
 impl AuditSink for PostgresSink {
     async fn record(&self, e: &AuditEvent<'_>) -> Result<(), AuditError> {
         let mut body = Vec::with_capacity(512);
-        canonical::to_canonical_json(e, &mut body)?;
+        e.write_canonical(&mut body)?;
         let (ack, rx) = oneshot::channel();
         let row = Row {
             event_id: e.event_id.to_string(),

@@ -26,7 +26,7 @@ impl TracingSink {
 impl AuditSink for TracingSink {
     async fn record(&self, e: &AuditEvent<'_>) -> Result<(), AuditError> {
         let mut json = Vec::with_capacity(512);
-        super::canonical::to_canonical_json(e, &mut json)?;
+        e.write_canonical(&mut json)?;
         let record = String::from_utf8_lossy(&json);
         macro_rules! emit {
             ($level:expr) => {

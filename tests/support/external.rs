@@ -105,6 +105,7 @@ pub struct Postgres {
     child: Child,
     pub port: u16,
     dir: tempfile::TempDir,
+    stopped: bool,
 }
 
 impl Postgres {
@@ -181,7 +182,12 @@ impl Postgres {
             .stderr(Stdio::null())
             .spawn()
             .expect("start postgres");
-        let pg = Postgres { child, port, dir };
+        let pg = Postgres {
+            child,
+            port,
+            dir,
+            stopped: false,
+        };
         let deadline = Instant::now() + Duration::from_secs(30);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(
@@ -203,6 +209,9 @@ impl Postgres {
 
     /// Stops the server now (fast shutdown; SIGKILL if it lingers).
     pub fn stop(&mut self) {
+        if std::mem::replace(&mut self.stopped, true) {
+            return;
+        }
         let _ = Command::new("kill")
             .args(["-INT", &self.child.id().to_string()])
             .status();
