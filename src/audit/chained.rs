@@ -311,6 +311,8 @@ struct Writer {
     syncable: bool,
     buf: Vec<u8>,
     sidecar_buf: Vec<u8>,
+    /// Checkpoints written to the sidecar since its last fsync.
+    sidecar_dirty: bool,
     scratch: Vec<u8>,
     next_rotation: u64,
 }
@@ -461,6 +463,7 @@ impl Writer {
             syncable,
             buf: Vec::with_capacity(1 << 20),
             sidecar_buf: Vec::new(),
+            sidecar_dirty: false,
             scratch: Vec::with_capacity(4096),
             next_rotation: rotation + 1,
             config,
@@ -646,6 +649,7 @@ impl Writer {
                 {
                     // The sidecar lets the verifier notice a log cut before a checkpoint it
                     // signed.
+                    self.sidecar_dirty = true;
                     if side.write_all(&self.sidecar_buf).is_err() {
                         alert(
                             &self.config.alert,
@@ -705,14 +709,20 @@ impl Writer {
     }
 
     fn sync(&mut self) -> std::io::Result<()> {
+        // The group commit's interval runs from the start of an fsync: a disk slower than the
+        // interval then syncs back to back instead of waiting an interval more each time.
+        let started = Instant::now();
         if self.syncable {
             self.file.sync_data()?;
         }
-        if let Some(side) = &self.checkpoints {
+        if self.sidecar_dirty
+            && let Some(side) = &self.checkpoints
+        {
             side.sync_data()?;
         }
+        self.sidecar_dirty = false;
         self.unsynced = false;
-        self.last_sync = Instant::now();
+        self.last_sync = started;
         Ok(())
     }
 
