@@ -482,8 +482,10 @@ fn the_tracing_sink_emits_one_structured_event_per_record() {
     use tracing::span::{Attributes, Id, Record};
     use tracing::{Event, Metadata, Subscriber};
 
+    /// Target, level and fields of one captured event.
+    type Captured = (String, String, Vec<(String, String)>);
     #[derive(Default)]
-    struct Capture(Mutex<Vec<(String, String, Vec<(String, String)>)>>);
+    struct Capture(Mutex<Vec<Captured>>);
     struct Fields(Vec<(String, String)>);
     impl Visit for Fields {
         fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
