@@ -106,6 +106,8 @@ pub struct Postgres {
     pub port: u16,
     dir: tempfile::TempDir,
     stopped: bool,
+    bin: std::path::PathBuf,
+    root: bool,
 }
 
 impl Postgres {
@@ -187,6 +189,8 @@ impl Postgres {
             port,
             dir,
             stopped: false,
+            bin,
+            root,
         };
         let deadline = Instant::now() + Duration::from_secs(30);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
@@ -212,8 +216,14 @@ impl Postgres {
         if std::mem::replace(&mut self.stopped, true) {
             return;
         }
-        let _ = Command::new("kill")
-            .args(["-INT", &self.child.id().to_string()])
+        // pg_ctl ships with the server (a `kill` binary may not be installed).
+        let _ = Self::command(&self.bin.join("pg_ctl"), self.root)
+            .arg("stop")
+            .arg("-D")
+            .arg(self.dir.path().join("data"))
+            .args(["-m", "fast", "-w", "-t", "10"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
             .status();
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
@@ -224,7 +234,6 @@ impl Postgres {
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = &self.dir;
     }
 }
 
