@@ -53,6 +53,29 @@ pub(crate) fn write_value(v: &Value, out: &mut Vec<u8>) {
     }
 }
 
+/// Appends `map`'s fields but those named in `skip`, canonically, without the braces; returns
+/// how many were written.
+pub(crate) fn write_fields_except(
+    map: &serde_json::Map<String, Value>,
+    skip: &[&str],
+    out: &mut Vec<u8>,
+) -> usize {
+    let mut keys: Vec<(&String, &Value)> = map
+        .iter()
+        .filter(|(k, _)| !skip.contains(&k.as_str()))
+        .collect();
+    keys.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+    for (i, (k, val)) in keys.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_str(k, out);
+        out.push(b':');
+        write_value(val, out);
+    }
+    keys.len()
+}
+
 fn write_str(s: &str, out: &mut Vec<u8>) {
     // Writing a string into a Vec cannot fail.
     let _ = serde_json::to_writer(&mut *out, s);

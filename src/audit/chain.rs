@@ -204,22 +204,15 @@ pub(crate) fn unhashed_bytes(record: &serde_json::Value, out: &mut Vec<u8>) -> O
     let map = record.as_object()?;
     let prev = map.get("prev")?.as_str()?;
     let seq = map.get("seq")?.as_u64()?;
-    let mut rest = map.clone();
-    for k in ["hash", "prev", "seq"] {
-        rest.remove(k);
-    }
     out.clear();
     out.extend_from_slice(b"{\"prev\":");
     super::canonical::write_value(&serde_json::Value::String(prev.to_owned()), out);
     out.extend_from_slice(b",\"seq\":");
     out.extend_from_slice(seq.to_string().as_bytes());
-    let mut fields = Vec::new();
-    super::canonical::write_value(&serde_json::Value::Object(rest), &mut fields);
-    if let Some(inner) = fields.get(1..fields.len().saturating_sub(1))
-        && !inner.is_empty()
-    {
-        out.push(b',');
-        out.extend_from_slice(inner);
+    let mark = out.len();
+    out.push(b',');
+    if super::canonical::write_fields_except(map, &["hash", "prev", "seq"], out) == 0 {
+        out.truncate(mark);
     }
     out.push(b'}');
     Some(())
