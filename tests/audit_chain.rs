@@ -697,8 +697,31 @@ async fn reopening_a_tampered_log_raises_an_alert() {
     let alerts = Arc::new(Mutex::new(Vec::new()));
     let seen = alerts.clone();
     let hook = Arc::new(move |a: &SecurityAlert<'_>| seen.lock().unwrap().push(a.kind));
+    let sink = FileSink::open(
+        FileSinkConfig::new(&path)
+            .signing_key(k.clone())
+            .alert_hook(hook.clone()),
+    )
+    .unwrap();
+    drop(sink);
+    assert_eq!(*alerts.lock().unwrap(), vec![AlertKind::TamperDetected]);
+
+    // A record changed in the middle of the file is found too.
+    let (_dir, path, k) = fixture().await;
+    let mut l = lines(&path);
+    l[3] = l[3].replace("event 3", "event 4");
+    write_lines(&path, &l);
+    alerts.lock().unwrap().clear();
     let _sink = FileSink::open(FileSinkConfig::new(&path).signing_key(k).alert_hook(hook)).unwrap();
     assert_eq!(*alerts.lock().unwrap(), vec![AlertKind::TamperDetected]);
+
+    // An intact log raises nothing.
+    let (_dir, path, k) = fixture().await;
+    let quiet = Arc::new(Mutex::new(0));
+    let q = quiet.clone();
+    let hook = Arc::new(move |_: &SecurityAlert<'_>| *q.lock().unwrap() += 1);
+    let _sink = FileSink::open(FileSinkConfig::new(&path).signing_key(k).alert_hook(hook)).unwrap();
+    assert_eq!(*quiet.lock().unwrap(), 0);
 }
 
 #[tokio::test]

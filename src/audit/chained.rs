@@ -154,8 +154,9 @@ impl Future for Receipt {
 /// fsyncs. A failed write is cut back off the file, so the chain on disk stays whole.
 ///
 /// Reopening an existing log continues its chain: a torn last line (the process was killed
-/// mid-write; that record was never acknowledged) is cut off, and a last record whose hash
-/// does not recompute raises [`AlertKind::TamperDetected`].
+/// mid-write; that record was never acknowledged) is cut off, and a current file whose records
+/// do not link or hash correctly (checked whole up to 256 MiB) raises
+/// [`AlertKind::TamperDetected`]; the sink still opens, and `verify` names the record.
 ///
 /// ```
 /// use mcp_security::audit::{FileSink, FileSinkConfig, FsyncPolicy, generate_signing_key};
@@ -285,6 +286,9 @@ impl AuditSink for FileSink {
     }
 }
 
+/// The largest current file checked in full when a sink reopens it.
+const MAX_REOPEN_CHECK: u64 = 256 * 1024 * 1024;
+
 /// The longest a batch grows before it is written.
 const MAX_BATCH: usize = 4096;
 
@@ -413,11 +417,28 @@ impl Writer {
             let mut prev_file = File::open(rotated_name(&path, rotation))?;
             last = last_line_readonly(&mut prev_file)?;
         }
+        // The whole current file is checked, not only its last record: a record changed in the
+        // middle of the file the sink goes on writing is reported now, not at the next audit.
+        let regular_checked =
+            regular && file.metadata()?.len() <= MAX_REOPEN_CHECK && file.metadata()?.len() > 0;
+        if regular_checked {
+            let mut data = Vec::new();
+            file.seek(SeekFrom::Start(0))?;
+            file.read_to_end(&mut data)?;
+            if !super::verify::file_chain_intact(&data) {
+                alert(
+                    &config.alert,
+                    AlertKind::TamperDetected,
+                    "the audit log being continued does not verify",
+                );
+            }
+        }
         let (seq, prev) = match last {
             None => (0, GENESIS),
             Some(line) => match chain_state(&line) {
                 Some((seq, hash, ok)) => {
-                    if !ok {
+                    // (A current file was checked whole above; a rotated one only here.)
+                    if !ok && !regular_checked {
                         alert(
                             &config.alert,
                             AlertKind::TamperDetected,

@@ -426,6 +426,25 @@ pub(crate) fn verify_data(
     report
 }
 
+/// Whether the records of one file (a rotated part may start anywhere in the chain) link and
+/// hash correctly. For a writer reopening its log; the full check is [`verify_files`].
+pub(crate) fn file_chain_intact(data: &[u8]) -> bool {
+    let mut last: Option<(u64, [u8; 32])> = None;
+    for (i, line) in data.split(|b| *b == b'\n').enumerate() {
+        if line.is_empty() {
+            continue;
+        }
+        let Parsed::Rec(r) = parse_record(line, 0, i + 1) else {
+            return false;
+        };
+        if !r.hash_ok || last.is_some_and(|(seq, hash)| r.seq != seq + 1 || r.prev != hash) {
+            return false;
+        }
+        last = Some((r.seq, r.hash));
+    }
+    true
+}
+
 fn signature_ok(key: &VerifyingKey, sig_hex: &str, records: u64, head: &[u8; 32]) -> bool {
     let Some(bytes) = parse_hex64(sig_hex) else {
         return false;
