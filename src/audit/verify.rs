@@ -175,7 +175,16 @@ fn parse_record(bytes: &[u8], file: usize, line: usize) -> Parsed {
     if super::chain::unhashed_bytes(&v, &mut unhashed).is_none() {
         return Parsed::Bad("not a chained record (seq, prev, hash)");
     }
-    let hash_ok = chain_hash(&prev, &unhashed) == hash;
+    // The line must be exactly the canonical form of what it says: otherwise a change that
+    // keeps the meaning (an upper-case digit in `hash`, an escaped letter) would pass unseen.
+    let canonical = bytes.len() == unhashed.len() + 74
+        && bytes.get(..9) == Some(b"{\"hash\":\"".as_slice())
+        && bytes
+            .get(9..73)
+            .is_some_and(|h| h == crate::hex::encode(&hash).as_bytes())
+        && bytes.get(73..75) == Some(b"\",".as_slice())
+        && bytes.get(75..) == unhashed.get(1..);
+    let hash_ok = canonical && chain_hash(&prev, &unhashed) == hash;
     Parsed::Rec(Rec {
         file,
         line,
