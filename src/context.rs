@@ -185,6 +185,7 @@ pub struct RequestContext {
     /// The caller, when a transport layer of this crate authenticated it already (the HTTP
     /// layer). Only crate code can set it, so a peer cannot.
     verified: Option<Identity>,
+    user_agent: Option<Arc<str>>,
 }
 
 impl RequestContext {
@@ -198,6 +199,7 @@ impl RequestContext {
             correlation_id: CorrelationId::None,
             session_id: None,
             verified: None,
+            user_agent: None,
         }
     }
 
@@ -216,6 +218,17 @@ impl RequestContext {
     /// The identity a transport layer of this crate already authenticated, if any.
     pub(crate) fn verified_identity(&self) -> Option<&Identity> {
         self.verified.as_ref()
+    }
+
+    /// Sets the peer's `User-Agent` (HTTP), for the audit record.
+    pub fn with_user_agent(mut self, agent: impl Into<Arc<str>>) -> Self {
+        self.user_agent = Some(agent.into());
+        self
+    }
+
+    /// The peer's `User-Agent`, if the transport has one.
+    pub fn user_agent(&self) -> Option<&str> {
+        self.user_agent.as_deref()
     }
 
     /// Sets the peer's network address (HTTP); conditions on CIDRs use it.

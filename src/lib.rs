@@ -54,6 +54,8 @@
 //! | `http` | no | [`adapters::http::HttpSecurityLayer`]: the tower layer in front of rmcp's Streamable HTTP service |
 //! | `jwt` | no | [`authn::JwtAuthenticator`]: OAuth 2.1 resource server, JWT bearer tokens checked against a JWKS file or URL |
 //! | `tls` | no | [`authn::CertificateAuthenticator`] and [`tls`]: mTLS identities, rustls server/client configs |
+//! | `tracing` | no | `audit::TracingSink`: one `tracing` event per audit record |
+//! | `postgres` | no | `audit::PostgresSink`: audit records in PostgreSQL, hash-chained per writer |
 //!
 //! # Untrusted input and panics
 //! Every parser here ([`Message::parse`], the policy file, URIs, arguments) returns an error

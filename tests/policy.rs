@@ -178,3 +178,22 @@ fn builder_refuses_to_guess() {
             .is_ok()
     );
 }
+
+#[cfg(feature = "jwt")]
+#[test]
+fn jwt_audience_must_be_the_servers_canonical_uri() {
+    let e = err(r#"
+[server]
+resource = "https://mcp.example.com/mcp"
+
+[auth.jwt]
+issuer = "https://issuer.example.com"
+audience = "https://other.example.com/mcp"
+jwks_url = "https://issuer.example.com/jwks.json"
+
+[audit]
+path = "audit.jsonl"
+"#);
+    assert!(e.starts_with("auth.jwt.audience"), "{e}");
+    assert!(e.contains("server.resource"), "{e}");
+}

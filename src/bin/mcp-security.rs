@@ -10,10 +10,15 @@
 //!     [--attestation FILE [--attestation-signature SIG]]
 //! mcp-security pin --file PINS [--update] (--tools-json FILE | -- COMMAND [ARGS...])
 //! mcp-security gen-key
+//! mcp-security audit verify FILE... [--key PUB] [--checkpoints FILE] [--json]
+//! mcp-security audit keygen --out KEYFILE
 //! ```
 //!
 //! `scan-deps`, `verify-server` and `pin` print a JSON report and exit 0 when clean or
 //! trusted, 1 when something was found or refused, 2 for a usage or input error.
+//!
+//! `audit verify` exits 0 when the log verifies, 1 when it was tampered with (the first bad
+//! record is named by file, line, sequence number and event id), 2 on a usage error.
 //!
 //! `check` prints one JSON object per request (an array for a batch) and exits 0 when every
 //! request is allowed, 1 when any is denied, and 2 for a usage, request or policy error.
@@ -64,6 +69,46 @@ enum Command {
     VerifyServer(provenance::VerifyServerArgs),
     /// Pin a server's tool definitions, or check them against the pins.
     Pin(provenance::PinArgs),
+    /// Verify hash-chained audit logs, or make a checkpoint signing key.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+/// `mcp-security audit ...`.
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Verify the hash chain and signed checkpoints of an audit log (every rotated file, in any
+    /// order).
+    Verify(AuditVerifyArgs),
+    /// Write a new ed25519 checkpoint signing key (PKCS#8 PEM, mode 0600) to KEYFILE and its
+    /// public key to KEYFILE.pub.
+    Keygen(AuditKeygenArgs),
+}
+
+/// The `audit verify` arguments.
+#[derive(Debug, clap::Args)]
+struct AuditVerifyArgs {
+    /// The log files (`audit.jsonl`, `audit.jsonl.1`, ...).
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    /// The public key the checkpoints are signed with (SPKI PEM or 64 hex digits). Without it
+    /// only the chain is checked.
+    #[arg(long)]
+    key: Option<PathBuf>,
+    /// The signed checkpoints kept beside the log (default: FILE.checkpoints when present).
+    #[arg(long)]
+    checkpoints: Option<PathBuf>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// The `audit keygen` arguments.
+#[derive(Debug, clap::Args)]
+struct AuditKeygenArgs {
+    /// Where to write the private key (refuses to overwrite).
+    #[arg(long)]
+    out: PathBuf,
 }
 
 /// The `redact` subcommand's arguments.
@@ -376,6 +421,86 @@ fn gen_key() -> Result<String, Usage> {
     Ok(format!("key = {key}\nkey_sha256 = \"{hash}\""))
 }
 
+fn audit_verify(args: AuditVerifyArgs) -> Result<(String, bool), Usage> {
+    use mcp_security::audit::{read_verifying_key, verify_files};
+    let key = match &args.key {
+        Some(k) => Some(read_verifying_key(k).map_err(|e| Usage(format!("--key: {e}")))?),
+        None => None,
+    };
+    let r = verify_files(&args.files, key.as_ref(), args.checkpoints.as_deref())
+        .map_err(|e| Usage(e.to_string()))?;
+    let torn = r
+        .incomplete_final_line
+        .as_ref()
+        .map(|(f, l)| format!("{}:{l}", f.display()));
+    if args.json {
+        let problem = r.problem.as_ref().map(|p| {
+            json!({"kind": p.kind.as_str(), "file": p.file.display().to_string(), "line": p.line,
+                   "seq": p.seq, "event_id": p.event_id, "detail": p.detail})
+        });
+        let v = json!({
+            "ok": r.is_intact(), "files": r.files, "records": r.records, "events": r.events,
+            "checkpoints": r.checkpoints, "signed_records": r.signed_records,
+            "unsigned_tail": r.unsigned_tail, "signatures_checked": r.signatures_checked,
+            "sidecar_checkpoints": r.sidecar_checkpoints, "incomplete_final_line": torn,
+            "problem": problem,
+        });
+        return Ok((v.to_string(), r.is_intact()));
+    }
+    let mut out = match &r.problem {
+        None => format!(
+            "OK: {} records ({} events, {} checkpoints) in {} file(s); {} records signed{}; unsigned tail: {} records",
+            r.records,
+            r.events,
+            r.checkpoints,
+            r.files,
+            r.signed_records,
+            if r.signatures_checked {
+                ""
+            } else {
+                " (signatures NOT checked: no --key)"
+            },
+            r.unsigned_tail
+        ),
+        Some(p) => format!("TAMPERED: {p}\n{} records verified before it", r.records),
+    };
+    if let Some(t) = torn {
+        out.push_str(&format!(
+            "\nnote: incomplete final line at {t} (the writer stopped mid-record; ignored)"
+        ));
+    }
+    Ok((out, r.is_intact()))
+}
+
+fn audit_keygen(args: AuditKeygenArgs) -> Result<String, Usage> {
+    use mcp_security::audit::{generate_signing_key, key_id, signing_key_pem, verifying_key_pem};
+    let key = generate_signing_key().map_err(|e| Usage(e.to_string()))?;
+    let pem = signing_key_pem(&key).map_err(|e| Usage(e.to_string()))?;
+    let public = verifying_key_pem(&key.verifying_key()).map_err(|e| Usage(e.to_string()))?;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts
+        .open(&args.out)
+        .map_err(|e| Usage(format!("cannot create `{}`: {e}", args.out.display())))?;
+    f.write_all(pem.as_bytes())
+        .map_err(|e| Usage(format!("cannot write `{}`: {e}", args.out.display())))?;
+    let mut pub_path = args.out.clone().into_os_string();
+    pub_path.push(".pub");
+    std::fs::write(&pub_path, public.as_bytes())
+        .map_err(|e| Usage(format!("cannot write the public key: {e}")))?;
+    Ok(format!(
+        "wrote {} (private, keep it secret) and {} (public, for `audit verify --key`); key id {}",
+        args.out.display(),
+        PathBuf::from(pub_path).display(),
+        key_id(&key.verifying_key())
+    ))
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
@@ -389,6 +514,8 @@ fn main() -> ExitCode {
             provenance::verify_server(args).map(|(v, ok)| (v.to_string(), ok))
         }
         Command::Pin(args) => provenance::pin(args).map(|(v, ok)| (v.to_string(), ok)),
+        Command::Audit(AuditCommand::Verify(args)) => audit_verify(args),
+        Command::Audit(AuditCommand::Keygen(args)) => audit_keygen(args).map(|t| (t, true)),
     };
     match result {
         Ok((text, ok)) => {

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
 use super::{Inner, SecurityLayer};
-use crate::audit::{AuditFailureMode, AuditSink};
+use crate::audit::{AlertHook, AuditFailureMode, AuditSink};
 use crate::authn::Authenticator;
 use crate::authz::Authorizer;
 use crate::provenance::ProvenanceVerifier;
@@ -46,6 +46,8 @@ pub struct SecurityLayerBuilder {
     audit: Option<Arc<dyn AuditSink>>,
     audit_failure: AuditFailureMode,
     provenance: Option<Arc<dyn ProvenanceVerifier>>,
+    alert: Option<Arc<dyn AlertHook>>,
+    server_id: Option<Arc<str>>,
 }
 
 impl SecurityLayerBuilder {
@@ -142,6 +144,25 @@ impl SecurityLayerBuilder {
         self
     }
 
+    /// Calls `hook` for security events: authentication failures, rate limits exceeded,
+    /// results withheld above the caller's clearance, audit records that could not be written.
+    pub fn alert_hook(mut self, hook: impl AlertHook + 'static) -> Self {
+        self.alert = Some(Arc::new(hook));
+        self
+    }
+
+    /// Sets the alert hook from a shared one.
+    pub fn alert_hook_arc(mut self, hook: Arc<dyn AlertHook>) -> Self {
+        self.alert = Some(hook);
+        self
+    }
+
+    /// Names the server this layer protects, in every audit record (`server_id`).
+    pub fn server_id(mut self, id: impl Into<Arc<str>>) -> Self {
+        self.server_id = Some(id.into());
+        self
+    }
+
     /// Sets a provenance verifier for the host to check server artifacts with.
     pub fn provenance(mut self, p: impl ProvenanceVerifier + 'static) -> Self {
         self.provenance = Some(Arc::new(p));
@@ -171,6 +192,8 @@ impl SecurityLayerBuilder {
             audit_failure: self.audit_failure,
             provenance: self.provenance,
             audit_failures: AtomicU64::new(0),
+            alert: self.alert,
+            server_id: self.server_id,
         }))
     }
 }

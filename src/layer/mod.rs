@@ -49,7 +49,10 @@ use std::time::Instant;
 
 use serde_json::{Map, Value};
 
-use crate::audit::{AuditEvent, AuditFailureMode, AuditOutcome, AuditSink};
+use crate::audit::{
+    AlertHook, AlertKind, AuditEvent, AuditFailureMode, AuditOutcome, AuditSink, EventId,
+    EventType, SecurityAlert,
+};
 use crate::authn::{Authenticator, AuthnError};
 use crate::authz::{Authorizer, Explanation};
 use crate::context::{CorrelationId, Identity, RequestContext};
@@ -74,6 +77,8 @@ pub(crate) struct Inner {
     pub(crate) audit_failure: AuditFailureMode,
     pub(crate) provenance: Option<Arc<dyn ProvenanceVerifier>>,
     pub(crate) audit_failures: AtomicU64,
+    pub(crate) alert: Option<Arc<dyn AlertHook>>,
+    pub(crate) server_id: Option<Arc<str>>,
 }
 
 /// The composed security pipeline. Cheap to clone (one `Arc`), safe to share across tasks.
@@ -419,17 +424,29 @@ impl Inner {
             }
             other => other,
         };
+        let user_agent = cx.user_agent().map(|u| truncate(u, MAX_AUDIT_FIELD));
+        let (tool_name, resource_uri) = match method {
+            "tools/call" => (target, None),
+            "resources/read" | "resources/subscribe" | "resources/unsubscribe" => (None, target),
+            _ => (None, None),
+        };
         let event = AuditEvent {
+            event_id: EventId::generate(),
+            event_type: EventType::of_request(method, rec.outcome, rec.stage),
             timestamp: cx.received_at(),
+            server_id: inner.server_id.as_deref(),
             transport: cx.transport(),
             correlation_id,
             session_id: cx.session_id(),
             peer_addr: cx.peer_addr(),
+            user_agent,
             host: rec.identity.map(Identity::host),
             subject: rec.identity.map(Identity::subject),
             auth_method: rec.identity.map(Identity::method),
             method,
             target,
+            tool_name,
+            resource_uri,
             outcome: rec.outcome,
             stage: rec.stage,
             deny_kind: rec.denial.map(Denial::kind),
@@ -441,10 +458,24 @@ impl Inner {
             classification: rec.classification,
             latency_us: u64::try_from(rec.started.elapsed().as_micros()).unwrap_or(u64::MAX),
         };
+        if let Some(hook) = &inner.alert
+            && let Some(alert) = SecurityAlert::for_event(&event)
+        {
+            hook.alert(&alert);
+        }
         match inner.audit.record(&event).await {
             Ok(()) => Ok(()),
             Err(_) => {
                 inner.audit_failures.fetch_add(1, Ordering::Relaxed);
+                if let Some(hook) = &inner.alert {
+                    let detail = match inner.audit_failure {
+                        AuditFailureMode::Deny => "audit record not written; request refused",
+                        AuditFailureMode::Continue => "audit record not written; request answered",
+                    };
+                    hook.alert(
+                        &SecurityAlert::new(AlertKind::AuditFailure, detail).with_event(&event),
+                    );
+                }
                 match inner.audit_failure {
                     AuditFailureMode::Deny => Err(()),
                     AuditFailureMode::Continue => Ok(()),
@@ -485,6 +516,48 @@ impl SecurityLayer {
     /// Build `next` completely first (a policy that does not load leaves this layer as it is).
     pub fn reload(&self, next: &SecurityLayer) {
         self.current.store(next.current.load_full());
+    }
+
+    /// [`reload`](Self::reload), recorded as a `configuration_change` event (method
+    /// `policy/reload`, with `detail` saying what changed) in the new policy's audit sink.
+    ///
+    /// # Errors
+    /// With [`AuditFailureMode::Deny`] in the new policy, a [`Denial`] at [`Stage::Audit`] when
+    /// the record could not be written; the new components are in force either way.
+    pub async fn reload_audited(&self, next: &SecurityLayer, detail: &str) -> Result<(), Denial> {
+        self.reload(next);
+        let inner = self.current.load_full();
+        let mut event = AuditEvent::system(
+            EventType::ConfigurationChange,
+            "policy/reload",
+            &CorrelationId::None,
+        )
+        .with_detail(detail);
+        event.server_id = inner.server_id.as_deref();
+        match inner.audit.record(&event).await {
+            Ok(()) => Ok(()),
+            Err(_) => {
+                inner.audit_failures.fetch_add(1, Ordering::Relaxed);
+                if let Some(hook) = &inner.alert {
+                    hook.alert(
+                        &SecurityAlert::new(
+                            AlertKind::AuditFailure,
+                            "configuration change not audited",
+                        )
+                        .with_event(&event),
+                    );
+                }
+                match inner.audit_failure {
+                    AuditFailureMode::Deny => {
+                        Err(
+                            Denial::new(Stage::Audit, DenyKind::Unavailable, "audit unavailable")
+                                .with_rule(RuleId::from_static("audit.on_failure")),
+                        )
+                    }
+                    AuditFailureMode::Continue => Ok(()),
+                }
+            }
+        }
     }
 
     /// Runs the checks before the handler, in order: frame limits, authentication,

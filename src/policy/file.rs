@@ -35,14 +35,10 @@ pub(super) struct PolicyFile {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-#[expect(
-    dead_code,
-    reason = "accepted so policies can carry it; read by the HTTP adapter"
-)]
 pub(super) struct Server {
     /// The canonical URI of the server (the JWT audience).
     pub(super) resource: Option<String>,
-    /// A name for the server, informational.
+    /// A name for the server: the audit records' `server_id`.
     pub(super) name: Option<String>,
 }
 
@@ -344,6 +340,13 @@ pub(super) struct ClearanceSpec {
 pub(super) struct Audit {
     pub(super) path: PathBuf,
     pub(super) on_failure: Option<String>,
+    pub(super) signing_key_file: Option<PathBuf>,
+    pub(super) fsync: Option<String>,
+    pub(super) group_commit_ms: Option<u64>,
+    pub(super) rotate_bytes: Option<u64>,
+    pub(super) queue: Option<usize>,
+    pub(super) checkpoint_every: Option<u64>,
+    pub(super) checkpoint_seconds: Option<u64>,
 }
 
 /// The `[http]` table: what the HTTP layer enforces.

@@ -25,11 +25,12 @@ mod file;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use ipnet::IpNet;
 
-use crate::audit::{AuditFailureMode, JsonLinesSink};
+use crate::audit::{AuditFailureMode, FileSink, FileSinkConfig, FsyncPolicy};
 use crate::authn::{ApiKeyAuthenticator, ApiKeyEntry, Authenticator};
 use crate::authz::{
     AclAuthorizer, Conditions, HostSet, PromptRule, ResourcePermission, ResourceRule, TimeWindow,
@@ -239,7 +240,9 @@ pub struct Policy {
     classifier: Option<Classifier>,
     redact_arguments: bool,
     audit_path: Option<PathBuf>,
+    audit_config: Option<FileSinkConfig>,
     audit_failure: AuditFailureMode,
+    server_id: Option<Arc<str>>,
     hosts: Vec<String>,
     http: Option<crate::adapters::http::HttpConfig>,
 }
@@ -316,6 +319,17 @@ impl Policy {
         // authenticator: one with no keys, which refuses every credential presented.
         let api_keys = (!entries.is_empty() || http_anonymous)
             .then(|| Arc::new(ApiKeyAuthenticator::new(entries)) as Arc<dyn Authenticator>);
+        // RFC 8707: tokens are for this server's canonical URI; a JWT audience that names
+        // another resource than the one the HTTP layer advertises is a misconfiguration that
+        // would accept tokens meant elsewhere, or refuse every token.
+        if let (Some(resource), Some(jwt)) = (f.server.resource.as_deref(), f.auth.jwt.as_ref())
+            && jwt.audience != resource
+        {
+            return Err(invalid(
+                "auth.jwt.audience",
+                "must equal server.resource, the canonical URI tokens are issued for",
+            ));
+        }
         let authenticator = authn::compose(&f.auth, base, api_keys)?;
         if authenticator.is_none() && !f.auth.anonymous && !http_anonymous {
             return Err(invalid(
@@ -437,6 +451,10 @@ impl Policy {
             }
         }
 
+        let audit_config = match &f.audit {
+            Some(a) => Some(audit_sink_config(a, base)?),
+            None => None,
+        };
         let (audit_path, audit_failure) = match &f.audit {
             Some(a) => {
                 let mode = match a.on_failure.as_deref() {
@@ -472,7 +490,9 @@ impl Policy {
             classifier,
             redact_arguments: f.redaction.arguments,
             audit_path,
+            audit_config,
             audit_failure,
+            server_id: f.server.name.map(Arc::from),
             hosts,
             http,
         })
@@ -484,6 +504,9 @@ impl Policy {
         let mut b = SecurityLayer::builder()
             .authorizer_arc(self.authorizer.clone())
             .audit_failure_mode(self.audit_failure);
+        if let Some(id) = &self.server_id {
+            b = b.server_id(id.clone());
+        }
         if let Some(a) = &self.authenticator {
             b = b.authenticator_arc(a.clone());
         }
@@ -512,23 +535,30 @@ impl Policy {
         b
     }
 
-    /// A builder with every component set, the audit file opened.
+    /// A builder with every component set, the audit file opened: a hash-chained
+    /// [`FileSink`], shared with any layer of this process already writing that file (a
+    /// reloaded policy continues the same chain).
     ///
     /// # Errors
     /// [`PolicyError::Invalid`] when the policy has no `[audit]` section;
     /// [`PolicyError::Audit`] when the audit file cannot be opened.
     pub fn builder(&self) -> Result<SecurityLayerBuilder, PolicyError> {
-        let path = self.audit_path.as_ref().ok_or_else(|| {
+        let config = self.audit_config.as_ref().ok_or_else(|| {
             invalid(
                 "audit",
                 "missing: every decision is audited, so set audit.path",
             )
         })?;
-        let sink = JsonLinesSink::open(path).map_err(|e| PolicyError::Audit {
-            path: path.clone(),
+        let sink = FileSink::shared(config.clone()).map_err(|e| PolicyError::Audit {
+            path: config.path().to_path_buf(),
             reason: e.to_string(),
         })?;
-        Ok(self.builder_without_audit().audit_sink(sink))
+        Ok(self.builder_without_audit().audit_sink_arc(sink))
+    }
+
+    /// The audit file sink's settings, from `[audit]`.
+    pub fn audit_sink_config(&self) -> Option<&FileSinkConfig> {
+        self.audit_config.as_ref()
     }
 
     /// Builds the layer the policy describes.
@@ -1245,4 +1275,78 @@ fn redaction(
         classifier = Some(c);
     }
     Ok((redactor, classifier))
+}
+
+/// The file sink's settings from `[audit]`; the signing key is read here so a bad key file is
+/// a policy error, not a failure at the first request.
+fn audit_sink_config(a: &file::Audit, base: Option<&Path>) -> Result<FileSinkConfig, PolicyError> {
+    let resolve = |p: &Path| match base {
+        Some(b) if p.is_relative() => b.join(p),
+        _ => p.to_path_buf(),
+    };
+    let mut c = FileSinkConfig::new(resolve(&a.path));
+    let interval = Duration::from_millis(a.group_commit_ms.unwrap_or(5));
+    c = c.fsync(match a.fsync.as_deref() {
+        Some("group") => FsyncPolicy::GroupCommit(interval),
+        None | Some("always") => FsyncPolicy::Always,
+        Some("os") => FsyncPolicy::OsBuffered,
+        Some(_) => {
+            return Err(invalid(
+                "audit.fsync",
+                "must be \"always\", \"group\" or \"os\"",
+            ));
+        }
+    });
+    if a.group_commit_ms.is_some() && a.fsync.as_deref() != Some("group") {
+        return Err(invalid(
+            "audit.group_commit_ms",
+            "applies only with fsync = \"group\"",
+        ));
+    }
+    if let Some(bytes) = a.rotate_bytes {
+        if bytes < 4096 {
+            return Err(invalid(
+                "audit.rotate_bytes",
+                "must be at least 4096 (0 is not allowed; omit the key for the default)",
+            ));
+        }
+        c = c.rotate_at(Some(bytes));
+    }
+    if let Some(q) = a.queue {
+        if q == 0 {
+            return Err(invalid("audit.queue", "must be at least 1"));
+        }
+        c = c.queue_capacity(q);
+    }
+    if a.checkpoint_every == Some(0) || a.checkpoint_seconds == Some(0) {
+        return Err(invalid(
+            if a.checkpoint_every == Some(0) {
+                "audit.checkpoint_every"
+            } else {
+                "audit.checkpoint_seconds"
+            },
+            "must be at least 1",
+        ));
+    }
+    if let Some(n) = a.checkpoint_every {
+        c = c.checkpoint_every(Some(n));
+    }
+    if let Some(s) = a.checkpoint_seconds {
+        c = c.checkpoint_interval(Some(Duration::from_secs(s)));
+    }
+    match &a.signing_key_file {
+        Some(k) => {
+            let key = crate::audit::read_signing_key(resolve(k))
+                .map_err(|e| invalid("audit.signing_key_file", e.to_string()))?;
+            c = c.signing_key(key);
+        }
+        None if a.checkpoint_every.is_some() || a.checkpoint_seconds.is_some() => {
+            return Err(invalid(
+                "audit.signing_key_file",
+                "missing: checkpoints are signed, so checkpoint_every / checkpoint_seconds need a key",
+            ));
+        }
+        None => {}
+    }
+    Ok(c)
 }
