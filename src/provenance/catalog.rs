@@ -390,10 +390,7 @@ impl Catalog {
     /// [`ProvenanceError::Read`], or as [`Catalog::from_toml_str`].
     pub fn load(path: impl AsRef<Path>) -> Result<Self, ProvenanceError> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| ProvenanceError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text = std::fs::read_to_string(path).map_err(super::digest::read_err(path))?;
         Self::from_toml_str(&text)
     }
 

@@ -122,7 +122,7 @@ pub fn sha256_path(path: &Path) -> Result<ArtifactDigest, ProvenanceError> {
     Ok(ArtifactDigest(hash_path::<Sha256>(path)?.into()))
 }
 
-fn read_err(path: &Path) -> impl FnOnce(std::io::Error) -> ProvenanceError + '_ {
+pub(crate) fn read_err(path: &Path) -> impl FnOnce(std::io::Error) -> ProvenanceError + '_ {
     move |source| ProvenanceError::Read {
         path: path.to_path_buf(),
         source,

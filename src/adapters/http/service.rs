@@ -398,37 +398,26 @@ where
     let cx = shared.context(peer, session.as_deref());
 
     // DNS rebinding: a page whose name now resolves to this server still sends its own name.
-    if !shared.host_allowed(&req) {
-        shared
-            .refuse(
-                &cx,
-                &path,
-                None,
-                deny(
-                    Stage::Frame,
-                    DenyKind::Forbidden,
-                    "host not allowed",
-                    "http.host",
-                ),
-            )
-            .await;
-        return Ok(text(StatusCode::FORBIDDEN, "forbidden: host not allowed"));
-    }
-    if !shared.origin_allowed(req.headers()) {
-        shared
-            .refuse(
-                &cx,
-                &path,
-                None,
-                deny(
-                    Stage::Frame,
-                    DenyKind::Forbidden,
-                    "origin not allowed",
-                    "http.origin",
-                ),
-            )
-            .await;
-        return Ok(text(StatusCode::FORBIDDEN, "forbidden: origin not allowed"));
+    // Host first, then Origin: each refusal audited at the frame stage, answered 403.
+    let misdirected = if !shared.host_allowed(&req) {
+        Some((
+            "host not allowed",
+            "http.host",
+            "forbidden: host not allowed",
+        ))
+    } else if !shared.origin_allowed(req.headers()) {
+        Some((
+            "origin not allowed",
+            "http.origin",
+            "forbidden: origin not allowed",
+        ))
+    } else {
+        None
+    };
+    if let Some((reason, rule, body)) = misdirected {
+        let denial = deny(Stage::Frame, DenyKind::Forbidden, reason, rule);
+        shared.refuse(&cx, &path, None, denial).await;
+        return Ok(text(StatusCode::FORBIDDEN, body));
     }
 
     if shared.metadata_paths.contains(&path) {
