@@ -235,15 +235,14 @@ fn resolve_from<'a>(
     let mut below = below.peekable();
     while let Some(seg) = below.next() {
         let next = cur.join(seg);
-        match std::fs::symlink_metadata(&next) {
-            Ok(m) if m.file_type().is_symlink() => match std::fs::canonicalize(&next) {
+        // `readlink` answers the only question asked here (is it a link, does it exist) without
+        // filling a stat buffer: not a link is EINVAL, missing is ENOENT.
+        match std::fs::read_link(&next) {
+            Ok(_) => match std::fs::canonicalize(&next) {
                 Ok(target) => cur = target,
                 Err(_) => return Err("path goes through a dangling symbolic link"),
             },
-            Ok(m) if !m.is_dir() && below.peek().is_some() => {
-                return Err("path could not be resolved");
-            }
-            Ok(_) => cur = next,
+            Err(e) if matches!(e.kind(), ErrorKind::InvalidInput) => cur = next,
             Err(e) if matches!(e.kind(), ErrorKind::NotFound) => {
                 cur = next;
                 for rest in below {
@@ -251,6 +250,7 @@ fn resolve_from<'a>(
                 }
                 return Ok(cur);
             }
+            // ENOTDIR (a file used as a directory), EACCES, ELOOP ...: not resolvable.
             Err(_) => return Err("path could not be resolved"),
         }
     }
