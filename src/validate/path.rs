@@ -3,6 +3,7 @@
 use std::borrow::Cow;
 use std::io::ErrorKind;
 use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
 
 use super::unicode;
 
@@ -14,6 +15,9 @@ struct Root {
     lexical: PathBuf,
     /// The root with its own symlinks resolved, when it exists (`/tmp` may live elsewhere).
     canonical: Option<PathBuf>,
+    /// The root directory, held open: the kernel resolves paths beneath it in one call.
+    #[cfg(target_os = "linux")]
+    handle: Option<Arc<rustix::fd::OwnedFd>>,
 }
 
 /// Checks file system paths (tool arguments, the path of `file:` URIs) and confines them to
@@ -53,10 +57,23 @@ impl PathGuard {
                 let lexical = normalise_root(r.as_ref());
                 let canonical = std::fs::canonicalize(&lexical).ok();
                 let segments = segments(r.as_ref()).map(str::to_owned).collect();
+                #[cfg(target_os = "linux")]
+                let handle = canonical.as_ref().and_then(|c| {
+                    use rustix::fs::{Mode, OFlags};
+                    rustix::fs::open(
+                        c,
+                        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                        Mode::empty(),
+                    )
+                    .ok()
+                    .map(Arc::new)
+                });
                 Root {
                     segments,
                     lexical,
                     canonical,
+                    #[cfg(target_os = "linux")]
+                    handle,
                 }
             })
             .collect();
@@ -126,8 +143,11 @@ impl PathGuard {
             return Err("path is outside the allowed roots");
         };
         if self.resolve {
+            if beneath(root, segments(path).skip(root.segments.len())) {
+                return Ok(());
+            }
             // The roots were resolved when the guard was built (operators own them); only the
-            // components below the root are walked, one `lstat` each.
+            // components below the root are walked, one `readlink` each.
             let below = segments(path).skip(root.segments.len());
             let resolved = resolve_from(root.canonical.as_deref().unwrap_or(&root.lexical), below)?;
             let inside = self
@@ -223,6 +243,41 @@ fn shape(path: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
+/// Whether the kernel can open `below` beneath `root` without ever leaving it, every link
+/// followed (`openat2` with `RESOLVE_BENEATH`): one system call for the common case of a path
+/// that exists. `false` says nothing (a missing component, an absolute link that stays inside,
+/// an older kernel): the caller then walks the path itself.
+#[cfg(target_os = "linux")]
+fn beneath<'a>(root: &Root, below: impl Iterator<Item = &'a str>) -> bool {
+    use rustix::fs::{Mode, OFlags, ResolveFlags};
+    let Some(dir) = &root.handle else {
+        return false;
+    };
+    let mut rest = String::new();
+    for seg in below {
+        if !rest.is_empty() {
+            rest.push('/');
+        }
+        rest.push_str(seg);
+    }
+    if rest.is_empty() {
+        return true;
+    }
+    rustix::fs::openat2(
+        &**dir,
+        rest.as_str(),
+        OFlags::PATH | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS,
+    )
+    .is_ok()
+}
+
+#[cfg(not(target_os = "linux"))]
+fn beneath<'a>(_root: &Root, _below: impl Iterator<Item = &'a str>) -> bool {
+    false
+}
+
 /// Resolves `below` (components without `.` or `..`) from `base`, an existing directory
 /// already resolved: every existing prefix is followed where it really goes, a link to a link
 /// included. The part that does not exist yet is appended as written; a link that points
@@ -305,5 +360,38 @@ mod tests {
         assert!(g.check("/srv/database").is_err());
         assert!(g.check("relative/x").is_err());
         assert!(g.check("/etc/passwd").is_err());
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_kernel_fast_path_proves_only_what_stays_beneath() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| unreachable!("{e}"));
+        let base = std::fs::canonicalize(dir.path()).unwrap_or_else(|e| unreachable!("{e}"));
+        let root = base.join("root");
+        let mk = |r: std::io::Result<()>| r.unwrap_or_else(|e| unreachable!("{e}"));
+        mk(std::fs::create_dir_all(root.join("sub")));
+        mk(std::fs::write(root.join("sub/f"), "x"));
+        mk(std::os::unix::fs::symlink("sub", root.join("rel_in")));
+        mk(std::os::unix::fs::symlink("../", root.join("rel_out")));
+        mk(std::os::unix::fs::symlink(
+            root.join("sub"),
+            root.join("abs_in"),
+        ));
+        let g = PathGuard::new([root.display().to_string()]);
+        let r = &g.roots[0];
+        let fast = |p: &str| beneath(r, segments(p));
+        assert!(r.handle.is_some());
+        assert!(fast("sub/f"));
+        assert!(fast("rel_in/f"));
+        assert!(!fast("rel_out/root/sub/f"), "leaves the root on the way");
+        assert!(!fast("abs_in/f"), "absolute links are left to the walk");
+        assert!(!fast("sub/missing"));
+        // The walk then decides: the absolute link inside is fine, the way out is not.
+        let at = |p: &str| format!("{}/{p}", root.display());
+        assert_eq!(g.check(&at("abs_in/f")), Ok(()));
+        assert_eq!(g.check(&at("sub/missing")), Ok(()));
+        // Out and back in ends inside: the walk accepts what the kernel's stricter rule did not.
+        assert_eq!(g.check(&at("rel_out/root/sub/f")), Ok(()));
+        assert!(g.check(&at("rel_out/elsewhere")).is_err());
     }
 }
