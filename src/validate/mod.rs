@@ -136,6 +136,14 @@ impl ValidationError {
     }
 }
 
+/// Scheme lists are compared in lower case (`HTTPS:` is `https:`).
+fn lowercased<S: Into<String>>(items: impl IntoIterator<Item = S>) -> Vec<String> {
+    items
+        .into_iter()
+        .map(|s| s.into().to_ascii_lowercase())
+        .collect()
+}
+
 /// A tool as the server declares it: its name and its `inputSchema`.
 #[derive(Debug, Clone, Copy)]
 pub struct ToolSchema<'a> {

@@ -108,10 +108,7 @@ impl SsrfGuard {
 
     /// Allows these schemes instead of http and https.
     pub fn with_schemes<S: Into<String>>(mut self, schemes: impl IntoIterator<Item = S>) -> Self {
-        self.schemes = schemes
-            .into_iter()
-            .map(|s| s.into().to_ascii_lowercase())
-            .collect();
+        self.schemes = super::lowercased(schemes);
         self
     }
 

@@ -43,10 +43,7 @@ impl ResourceUriValidator {
 
     /// Allows only these schemes (compared case-insensitively).
     pub fn with_schemes<S: Into<String>>(mut self, schemes: impl IntoIterator<Item = S>) -> Self {
-        self.schemes = schemes
-            .into_iter()
-            .map(|s| s.into().to_ascii_lowercase())
-            .collect();
+        self.schemes = super::lowercased(schemes);
         self
     }
 

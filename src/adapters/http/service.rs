@@ -313,6 +313,33 @@ impl Shared {
         cx
     }
 
+    /// Refuses a body over the limit (413) or one that could not be read (400), audited
+    /// either way: the handler never sees the request.
+    async fn body_refused(
+        &self,
+        cx: &RequestContext,
+        path: &str,
+        identity: Option<&Identity>,
+        too_large: bool,
+    ) -> Response<HttpBody> {
+        let (status, reason, body) = if too_large {
+            (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "request body too large",
+                "request body too large",
+            )
+        } else {
+            (
+                StatusCode::BAD_REQUEST,
+                "request body unreadable",
+                "bad request: body unreadable",
+            )
+        };
+        let denial = deny(Stage::Frame, DenyKind::InvalidRequest, reason, "http.body");
+        self.refuse(cx, path, identity, denial).await;
+        text(status, body)
+    }
+
     async fn refuse(
         &self,
         cx: &RequestContext,
@@ -446,23 +473,7 @@ where
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > max_body as u64) {
-        shared
-            .refuse(
-                &cx,
-                &path,
-                None,
-                deny(
-                    Stage::Frame,
-                    DenyKind::InvalidRequest,
-                    "request body too large",
-                    "http.body",
-                ),
-            )
-            .await;
-        return Ok(text(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "request body too large",
-        ));
+        return Ok(shared.body_refused(&cx, &path, None, true).await);
     }
 
     let presented = challenge::bearer(
@@ -569,30 +580,11 @@ where
     let (mut parts, body) = req.into_parts();
     let bytes = match Limited::new(body, max_body).collect().await {
         Ok(c) => c.to_bytes(),
-        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
-            shared
-                .refuse(
-                    &cx,
-                    &path,
-                    Some(&identity),
-                    deny(
-                        Stage::Frame,
-                        DenyKind::InvalidRequest,
-                        "request body too large",
-                        "http.body",
-                    ),
-                )
-                .await;
-            return Ok(text(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "request body too large",
-            ));
-        }
-        Err(_) => {
-            return Ok(text(
-                StatusCode::BAD_REQUEST,
-                "bad request: body unreadable",
-            ));
+        Err(e) => {
+            let too_large = e.downcast_ref::<LengthLimitError>().is_some();
+            return Ok(shared
+                .body_refused(&cx, &path, Some(&identity), too_large)
+                .await);
         }
     };
 
