@@ -165,6 +165,19 @@ impl DenyKind {
     }
 }
 
+/// The JSON-RPC error code a refused `action` is answered with: [`DenyKind::code`], except that a
+/// hidden resource reads like a missing one (`-32002`). Shared by every adapter so the wire
+/// looks the same whichever one answers.
+pub(crate) fn wire_code(action: &crate::message::Action<'_>, d: &Denial) -> i32 {
+    use crate::message::Action;
+    match (d.kind(), action) {
+        (DenyKind::NotFound, Action::ReadResource { .. } | Action::SubscribeResource { .. }) => {
+            RESOURCE_NOT_FOUND
+        }
+        (kind, _) => kind.code(),
+    }
+}
+
 /// Application error code: no valid credentials.
 pub const UNAUTHENTICATED: i32 = -31401;
 /// Application error code: authenticated, but this call is refused.

@@ -19,12 +19,14 @@
 
 mod acl;
 mod conditions;
+mod server_requests;
 
 pub use acl::{
     AclAuthorizer, AclBuilder, Effect, GlobError, HostSet, PromptRule, ResourcePermission,
     ResourceRule, ToolRule,
 };
 pub use conditions::{Conditions, TimeWindow, TimeWindowError};
+pub use server_requests::{SERVER_REQUEST_METHODS, ServerRequestGate};
 
 use std::fmt::{self, Debug};
 use std::sync::Arc;

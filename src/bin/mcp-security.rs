@@ -12,7 +12,14 @@
 //! mcp-security gen-key
 //! mcp-security audit verify FILE... [--key PUB] [--checkpoints FILE] [--json]
 //! mcp-security audit keygen --out KEYFILE
+//! mcp-security proxy --policy policy.toml -- COMMAND [ARGS...]
 //! ```
+//!
+//! `proxy` starts COMMAND as a stdio MCP server and relays between it and the client on its own
+//! stdin and stdout, enforcing the policy on every message; it writes only MCP messages to
+//! stdout (diagnostics go to stderr), and exits with the server's status when the client
+//! disconnects, or non-zero when the server exits under a connected client (2 for a usage or
+//! policy error).
 //!
 //! `scan-deps`, `verify-server` and `pin` print a JSON report and exit 0 when clean or
 //! trusted, 1 when something was found or refused, 2 for a usage or input error.
@@ -72,6 +79,68 @@ enum Command {
     /// Verify hash-chained audit logs, or make a checkpoint signing key.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Run a stdio MCP server as a child process and enforce the policy on every message
+    /// between it and the client on this process's stdin and stdout.
+    Proxy(ProxyArgs),
+}
+
+/// The `proxy` arguments.
+#[derive(Debug, clap::Args)]
+struct ProxyArgs {
+    /// The policy file.
+    #[arg(long)]
+    policy: PathBuf,
+    /// The server to run (after `--`).
+    #[arg(last = true, required = true)]
+    command: Vec<String>,
+}
+
+/// Runs the proxy until the client or the server goes away; the exit code says which.
+fn proxy(args: ProxyArgs) -> ExitCode {
+    use mcp_security::adapters::proxy::Proxy;
+    use mcp_security::policy::DEFAULT_API_KEY_ENV;
+
+    let fail = |msg: String| {
+        eprintln!("error: {msg}");
+        ExitCode::from(2)
+    };
+    let policy = match Policy::load(&args.policy) {
+        Ok(p) => p,
+        Err(e) => return fail(format!("policy: {e}")),
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return fail(format!("cannot start the runtime: {e}")),
+    };
+    let Some((program, rest)) = args.command.split_first() else {
+        return fail("no server command given after --".into());
+    };
+    let mut command = tokio::process::Command::new(program);
+    command.args(rest);
+    let outcome = runtime.block_on(async {
+        // Built inside the runtime: the audit sink and rate limiters may start tasks.
+        let layer = policy.build().map_err(|e| format!("policy: {e}"))?;
+        let var = policy.api_key_env().unwrap_or(DEFAULT_API_KEY_ENV);
+        let proxy = Proxy::new(layer, policy.proxy().clone()).with_credential_env(var);
+        proxy
+            .run(command)
+            .await
+            .map_err(|e| match std::error::Error::source(&e) {
+                Some(cause) => format!("{e}: {cause}"),
+                None => e.to_string(),
+            })
+    });
+    // The layer (and with it the audit sink, which writes its last checkpoint and fsyncs) was
+    // dropped when `run` returned. Not waiting for the runtime's blocking threads: one may still
+    // be parked in a read of stdin that will never return.
+    runtime.shutdown_background();
+    match outcome {
+        Ok(exit) => ExitCode::from(u8::try_from(exit.code()).unwrap_or(1)),
+        Err(msg) => fail(msg),
+    }
 }
 
 /// `mcp-security audit ...`.
@@ -504,6 +573,8 @@ fn audit_keygen(args: AuditKeygenArgs) -> Result<String, Usage> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        // The proxy owns stdout for MCP messages: it never prints a report.
+        Command::Proxy(args) => return proxy(args),
         Command::Check(args) => check(args).map(|(v, ok)| (v.to_string(), ok)),
         Command::CheckUri(args) => check_uri(args).map(|(v, ok)| (v.to_string(), ok)),
         Command::HashKey => hash_key().map(|h| (h, true)),

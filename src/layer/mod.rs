@@ -699,6 +699,47 @@ impl SecurityLayer {
         denial
     }
 
+    /// Audits what a host decided about a request the server sent its client
+    /// (`sampling/createMessage`, `elicitation/create`, `roots/list`): passed on when `refused`
+    /// is `None`, refused with it otherwise. The record has no identity: the server is the
+    /// sender, and it is not authenticated.
+    ///
+    /// # Errors
+    /// With [`AuditFailureMode::Deny`], the `audit unavailable` denial when the record could
+    /// not be written: the host must then refuse the request.
+    pub async fn audit_server_request(
+        &self,
+        method: &str,
+        cx: &RequestContext,
+        refused: Option<&Denial>,
+    ) -> Result<(), Denial> {
+        let gate_rule = RuleId::from_static("server_requests");
+        let inner = self.current.load_full();
+        let rec = Record {
+            identity: None,
+            outcome: if refused.is_some() {
+                AuditOutcome::Deny
+            } else {
+                AuditOutcome::Allow
+            },
+            stage: Stage::Authorization,
+            denial: refused,
+            detail: None,
+            rule: Some(refused.and_then(Denial::rule).unwrap_or(&gate_rule)),
+            error_code: None,
+            redactions: 0,
+            classification: None,
+            started: Instant::now(),
+        };
+        inner
+            .write_audit(method, None, cx, rec)
+            .await
+            .map_err(|()| {
+                Denial::new(Stage::Audit, DenyKind::Unavailable, "audit unavailable")
+                    .with_rule(RuleId::from_static("audit.on_failure"))
+            })
+    }
+
     /// Authenticates `cx` as the pipeline would, without auditing: for diagnostics such as
     /// [`explain`](Self::explain).
     ///

@@ -31,6 +31,29 @@ pub(super) struct PolicyFile {
     pub(super) redaction: Redaction,
     pub(super) audit: Option<Audit>,
     pub(super) http: Option<Http>,
+    #[serde(default)]
+    pub(super) server_requests: ServerRequests,
+    #[serde(default)]
+    pub(super) proxy: Proxy,
+}
+
+/// `[server_requests]`: which requests a server may send its client (proxy, SecureClient).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ServerRequests {
+    #[serde(default)]
+    pub(super) allow: Vec<String>,
+}
+
+/// `[proxy]`: the stdio proxy (`mcp-security proxy`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Proxy {
+    pub(super) identity: Option<String>,
+    #[serde(default)]
+    pub(super) keep_env: Vec<String>,
+    pub(super) max_line_bytes: Option<usize>,
+    pub(super) max_pending: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -245,6 +245,7 @@ pub struct Policy {
     server_id: Option<Arc<str>>,
     hosts: Vec<String>,
     http: Option<crate::adapters::http::HttpConfig>,
+    proxy: crate::adapters::proxy::ProxyConfig,
 }
 
 impl Policy {
@@ -331,7 +332,12 @@ impl Policy {
             ));
         }
         let authenticator = authn::compose(&f.auth, base, api_keys)?;
-        if authenticator.is_none() && !f.auth.anonymous && !http_anonymous {
+        let proxy = proxy_config(&f)?;
+        if authenticator.is_none()
+            && !f.auth.anonymous
+            && !http_anonymous
+            && proxy.identity.is_none()
+        {
             return Err(invalid(
                 "auth",
                 "no way to authenticate: add [[auth.api_keys]], [auth.jwt] or [[auth.client_certificates]], or set anonymous = true",
@@ -495,6 +501,7 @@ impl Policy {
             server_id: f.server.name.map(Arc::from),
             hosts,
             http,
+            proxy,
         })
     }
 
@@ -620,10 +627,67 @@ impl Policy {
         self.http.as_ref()
     }
 
+    /// What the stdio proxy enforces (the `[proxy]` and `[server_requests]` tables); the
+    /// defaults when the policy has neither.
+    pub fn proxy(&self) -> &crate::adapters::proxy::ProxyConfig {
+        &self.proxy
+    }
+
+    /// Which requests a server may send its client (`[server_requests] allow`): for the proxy
+    /// and for hosts using [`SecureClient`](crate::adapters::rmcp::SecureClient).
+    pub fn server_requests(&self) -> &crate::authz::ServerRequestGate {
+        &self.proxy.server_requests
+    }
+
     /// Whether `host` has an API key in the policy.
     pub fn knows_host(&self, host: &str) -> bool {
         self.hosts.iter().any(|h| h == host)
     }
+}
+
+/// The `[proxy]` and `[server_requests]` tables.
+fn proxy_config(f: &file::PolicyFile) -> Result<crate::adapters::proxy::ProxyConfig, PolicyError> {
+    use crate::adapters::proxy::{LOADER_VARIABLES, ProxyConfig};
+    use crate::authz::{SERVER_REQUEST_METHODS, ServerRequestGate};
+    let p = &f.proxy;
+    let mut c = ProxyConfig::default();
+    if let Some(id) = &p.identity {
+        if id.trim().is_empty() {
+            return Err(invalid("proxy.identity", "must not be empty"));
+        }
+        c.identity = Some(Arc::from(id.as_str()));
+    }
+    for (i, v) in p.keep_env.iter().enumerate() {
+        if !LOADER_VARIABLES.contains(&v.as_str()) {
+            return Err(invalid(
+                format!("proxy.keep_env[{i}]"),
+                "is not a variable the proxy removes (only loader variables such as NODE_OPTIONS are)",
+            ));
+        }
+    }
+    c.keep_env.clone_from(&p.keep_env);
+    if let Some(n) = p.max_line_bytes {
+        if n < 1024 {
+            return Err(invalid("proxy.max_line_bytes", "must be at least 1024"));
+        }
+        c.max_line_bytes = n;
+    }
+    if let Some(n) = p.max_pending {
+        if n == 0 {
+            return Err(invalid("proxy.max_pending", "must be at least 1"));
+        }
+        c.max_pending = n;
+    }
+    for (i, m) in f.server_requests.allow.iter().enumerate() {
+        if m != "ping" && !SERVER_REQUEST_METHODS.contains(&m.as_str()) {
+            return Err(invalid(
+                format!("server_requests.allow[{i}]"),
+                "must be \"sampling/createMessage\", \"elicitation/create\", \"roots/list\" or \"ping\"",
+            ));
+        }
+    }
+    c.server_requests = ServerRequestGate::new(f.server_requests.allow.iter().map(String::as_str));
+    Ok(c)
 }
 
 /// The `[validation]` table: frame limits, the URI validator, and the path and URL guards that

@@ -25,7 +25,7 @@ use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
 
 use super::tasks::TaskOwners;
 use crate::context::{CorrelationId, Credentials, Transport};
-use crate::decision::{Denial, DenyKind, RESOURCE_NOT_FOUND};
+use crate::decision::{Denial, DenyKind};
 use crate::layer::{Admission, Completion, SecurityLayer};
 use crate::message::{Action, ListKind, MessageError};
 use crate::redact::RedactionReport;
@@ -102,12 +102,7 @@ impl<H> Clone for SecureServer<H> {
 
 /// The JSON-RPC error for a denial (see the module docs for the table).
 fn wire_error(action: &Action<'_>, d: &Denial) -> McpError {
-    let code = match (d.kind(), action) {
-        (DenyKind::NotFound, Action::ReadResource { .. } | Action::SubscribeResource { .. }) => {
-            RESOURCE_NOT_FOUND
-        }
-        (kind, _) => kind.code(),
-    };
+    let code = crate::decision::wire_code(action, d);
     // A rate-limited caller learns when to come back, and nothing else.
     let data = d
         .retry_after()
