@@ -316,9 +316,11 @@ impl Policy {
             .map(|h| http_config(h, f.server.resource.as_deref()))
             .transpose()?;
         let http_anonymous = http.as_ref().is_some_and(|h| h.anonymous.is_some());
-        // With only the HTTP layer's named anonymous access, the layer still gets an
-        // authenticator: one with no keys, which refuses every credential presented.
-        let api_keys = (!entries.is_empty() || http_anonymous)
+        let proxy = proxy_config(&f)?;
+        // With only the HTTP layer's named anonymous access, or only the proxy's named client,
+        // the layer still gets an authenticator: one with no keys, which refuses every
+        // credential presented.
+        let api_keys = (!entries.is_empty() || http_anonymous || proxy.identity.is_some())
             .then(|| Arc::new(ApiKeyAuthenticator::new(entries)) as Arc<dyn Authenticator>);
         // RFC 8707: tokens are for this server's canonical URI; a JWT audience that names
         // another resource than the one the HTTP layer advertises is a misconfiguration that
@@ -332,7 +334,6 @@ impl Policy {
             ));
         }
         let authenticator = authn::compose(&f.auth, base, api_keys)?;
-        let proxy = proxy_config(&f)?;
         if authenticator.is_none()
             && !f.auth.anonymous
             && !http_anonymous
