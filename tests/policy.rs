@@ -197,3 +197,40 @@ path = "audit.jsonl"
     assert!(e.starts_with("auth.jwt.audience"), "{e}");
     assert!(e.contains("server.resource"), "{e}");
 }
+
+#[test]
+fn proxy_and_server_request_tables_are_checked() {
+    let base = "[proxy]\nidentity = \"desktop\"\n";
+    assert!(
+        err(&format!("{base}keep_env = [\"HOME\"]\n"))
+            .contains("proxy.keep_env[0]: is not a variable the proxy removes")
+    );
+    assert!(
+        err(&format!("{base}max_line_bytes = 10\n"))
+            .contains("proxy.max_line_bytes: must be at least 1024")
+    );
+    assert!(
+        err(&format!("{base}max_pending = 0\n")).contains("proxy.max_pending: must be at least 1")
+    );
+    assert!(err("[proxy]\nidentity = \" \"\n").contains("proxy.identity: must not be empty"));
+    assert!(
+        err(&format!(
+            "{base}[server_requests]\nallow = [\"tools/call\"]\n"
+        ))
+        .contains("server_requests.allow[0]: must be")
+    );
+    assert!(err(&format!("{base}shell = true\n")).contains("proxy.shell: unknown field"));
+
+    // A proxy-only policy builds; its layer refuses any key, and the gate is deny by default.
+    let p = Policy::from_toml_str(&format!(
+        "{base}keep_env = [\"NODE_OPTIONS\"]\n[server_requests]\nallow = [\"roots/list\"]\n"
+    ))
+    .unwrap();
+    assert_eq!(p.proxy().identity.as_deref(), Some("desktop"));
+    assert!(!p.proxy().removed_env().any(|v| v == "NODE_OPTIONS"));
+    assert!(p.proxy().removed_env().any(|v| v == "LD_PRELOAD"));
+    assert!(p.server_requests().permits("roots/list"));
+    assert!(!p.server_requests().permits("sampling/createMessage"));
+    let defaults = Policy::from_toml_str(base).unwrap();
+    assert!(!defaults.server_requests().permits("roots/list"));
+}
