@@ -699,21 +699,24 @@ impl SecurityLayer {
         denial
     }
 
-    /// Audits what a host decided about a request the server sent its client
-    /// (`sampling/createMessage`, `elicitation/create`, `roots/list`): passed on when `refused`
-    /// is `None`, refused with it otherwise. The record has no identity: the server is the
-    /// sender, and it is not authenticated.
+    /// Audits what a host (the proxy, [`SecureClient`](crate::adapters::rmcp::SecureClient))
+    /// decided about traffic from a server: a request the server sent its client
+    /// (`sampling/createMessage`, `elicitation/create`, `roots/list`), or the answer to a call
+    /// the host made, with the values redacted from it. Passed on when `refused` is `None`,
+    /// refused with it otherwise. The record has no identity: the server is the sender, and it
+    /// is not authenticated.
     ///
     /// # Errors
     /// With [`AuditFailureMode::Deny`], the `audit unavailable` denial when the record could
-    /// not be written: the host must then refuse the request.
-    pub async fn audit_server_request(
+    /// not be written: the host must then refuse what it was about to pass on.
+    pub async fn audit_from_server(
         &self,
         method: &str,
+        target: Option<&str>,
         cx: &RequestContext,
+        redactions: u32,
         refused: Option<&Denial>,
     ) -> Result<(), Denial> {
-        let gate_rule = RuleId::from_static("server_requests");
         let inner = self.current.load_full();
         let rec = Record {
             identity: None,
@@ -722,17 +725,21 @@ impl SecurityLayer {
             } else {
                 AuditOutcome::Allow
             },
-            stage: Stage::Authorization,
+            stage: match refused {
+                Some(d) => d.stage(),
+                None if redactions > 0 => Stage::Redaction,
+                None => Stage::Handler,
+            },
             denial: refused,
             detail: None,
-            rule: Some(refused.and_then(Denial::rule).unwrap_or(&gate_rule)),
+            rule: refused.and_then(Denial::rule),
             error_code: None,
-            redactions: 0,
+            redactions,
             classification: None,
             started: Instant::now(),
         };
         inner
-            .write_audit(method, None, cx, rec)
+            .write_audit(method, target, cx, rec)
             .await
             .map_err(|()| {
                 Denial::new(Stage::Audit, DenyKind::Unavailable, "audit unavailable")

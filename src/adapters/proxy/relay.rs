@@ -167,13 +167,9 @@ impl Proxy {
         let (Some(server_in), Some(server_out)) = (child.stdin.take(), child.stdout.take()) else {
             return Err(ProxyError::Pipes);
         };
+        let (client_in, client_out) = client_stdio();
         let end = self
-            .relay(
-                tokio::io::stdin(),
-                tokio::io::stdout(),
-                server_in,
-                server_out,
-            )
+            .relay(client_in, client_out, server_in, server_out)
             .await;
         let status = match tokio::time::timeout(EXIT_GRACE, child.wait()).await {
             Ok(status) => Some(status.map_err(ProxyError::Wait)?),
@@ -253,6 +249,41 @@ impl Proxy {
         let _ = server_writer.await;
         let _ = client_writer.await;
         end
+    }
+}
+
+type Input = Box<dyn AsyncRead + Unpin + Send>;
+type Output = Box<dyn AsyncWrite + Unpin + Send>;
+
+/// This process's stdin and stdout for the relay. Pipes (what an MCP host gives a stdio
+/// server) are read and written through the event loop; anything else (a terminal, a file)
+/// through tokio's blocking-thread stdio, which costs a thread hand-off per read.
+fn client_stdio() -> (Input, Output) {
+    #[cfg(unix)]
+    {
+        use std::os::fd::AsFd;
+        use tokio::net::unix::pipe;
+        let input: Input = match std::io::stdin()
+            .as_fd()
+            .try_clone_to_owned()
+            .and_then(pipe::Receiver::from_owned_fd)
+        {
+            Ok(p) => Box::new(p),
+            Err(_) => Box::new(tokio::io::stdin()),
+        };
+        let output: Output = match std::io::stdout()
+            .as_fd()
+            .try_clone_to_owned()
+            .and_then(pipe::Sender::from_owned_fd)
+        {
+            Ok(p) => Box::new(p),
+            Err(_) => Box::new(tokio::io::stdout()),
+        };
+        (input, output)
+    }
+    #[cfg(not(unix))]
+    {
+        (Box::new(tokio::io::stdin()), Box::new(tokio::io::stdout()))
     }
 }
 
@@ -396,7 +427,7 @@ impl Shared {
     }
 
     /// A client line: one message or a batch, each element on its own.
-    async fn from_client(&self, line: &[u8]) {
+    async fn on_client_line(&self, line: &[u8]) {
         let value: Value = match serde_json::from_slice(line) {
             Ok(v) => v,
             Err(_) => {
@@ -466,7 +497,7 @@ impl Shared {
             (Some(method), None) => self
                 .client_notification(&obj, &method, len)
                 .await
-                .then(|| (Value::Object(obj), false)),
+                .then_some((Value::Object(obj), false)),
             (None, Some(id)) if obj.contains_key("result") || obj.contains_key("error") => {
                 let known = IdKey::of(&id).is_some_and(|k| self.table().server.remove(&k));
                 if known {
@@ -705,7 +736,7 @@ impl Shared {
     }
 
     /// A server line: one message or a batch, each element on its own.
-    async fn from_server(&self, line: &[u8]) {
+    async fn on_server_line(&self, line: &[u8]) {
         match serde_json::from_slice::<Value>(line) {
             Ok(Value::Array(items)) => {
                 for item in items {
@@ -871,7 +902,7 @@ impl Shared {
         };
         let audited = self
             .layer
-            .audit_server_request(method, &cx, refusal.as_ref())
+            .audit_from_server(method, None, &cx, 0, refusal.as_ref())
             .await;
         let refusal = match (refusal, audited) {
             (Some(d), _) | (None, Err(d)) => Some(d),
@@ -1042,7 +1073,7 @@ async fn read_client<R: AsyncRead + Unpin>(shared: Arc<Shared>, input: R, max: u
     loop {
         match read_line(&mut input, &mut buf, max).await {
             Ok(Line::Data) if buf.iter().all(u8::is_ascii_whitespace) => {}
-            Ok(Line::Data) => shared.from_client(&buf).await,
+            Ok(Line::Data) => shared.on_client_line(&buf).await,
             Ok(Line::TooLong) => {
                 let e = MessageError::TooLarge { limit: max };
                 shared
@@ -1064,7 +1095,7 @@ async fn read_server<R: AsyncRead + Unpin>(shared: Arc<Shared>, output: R, max: 
     loop {
         match read_line(&mut output, &mut buf, max).await {
             Ok(Line::Data) if buf.iter().all(u8::is_ascii_whitespace) => {}
-            Ok(Line::Data) => shared.from_server(&buf).await,
+            Ok(Line::Data) => shared.on_server_line(&buf).await,
             Ok(Line::TooLong) => shared.server_garbage("line longer than the limit").await,
             Ok(Line::Eof) => return,
             Err(e) => {

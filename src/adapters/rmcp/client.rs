@@ -39,6 +39,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+use rmcp::model::ErrorCode;
 use rmcp::model::{
     CallToolRequestParams, CallToolResult, CancelledNotificationParam, ClientConfig,
     CreateMessageRequestParams, CreateMessageResult, CustomNotification, CustomRequest,
@@ -50,6 +51,10 @@ use rmcp::service::{MaybeSendFuture, NotificationContext, RequestContext, RoleCl
 use rmcp::{ClientHandler, ErrorData as McpError, Peer};
 use tokio::sync::watch;
 
+use crate::authz::ServerRequestGate;
+use crate::context::Transport;
+use crate::decision::{Denial, DenyKind, RuleId, Stage};
+use crate::layer::SecurityLayer;
 use crate::provenance::pinning::{PinError, PinPolicy, PinReport, PinStore};
 
 /// Why a [`SecureClient`] call failed.
@@ -74,6 +79,13 @@ pub enum SecureClientError {
     /// The pin file could not be written.
     #[error(transparent)]
     Pins(#[from] PinError),
+    /// The layer refused to pass the answer on (its audit record could not be written and the
+    /// policy fails closed).
+    #[error("refused: {reason}")]
+    Refused {
+        /// The denial's reason.
+        reason: String,
+    },
 }
 
 /// The allowed tools of one listing, and the full report.
@@ -93,18 +105,30 @@ struct GuardState {
     listed_once: bool,
 }
 
-#[derive(Debug)]
-struct Guard {
+/// What a [`SecureClient`] is configured with (set by its builders before it is served).
+#[derive(Debug, Clone, Default)]
+struct Settings {
     policy: PinPolicy,
     pin_file: Option<PathBuf>,
+    /// Redaction and audit of what the server sends; none without a layer.
+    layer: Option<SecurityLayer>,
+    /// Which server-to-client requests reach the inner handler.
+    gate: ServerRequestGate,
+}
+
+#[derive(Debug)]
+struct Guard {
+    settings: Settings,
     state: Mutex<GuardState>,
     reports: watch::Sender<Option<Arc<PinReport>>>,
 }
 
-/// A client handler wrapper that pins tool definitions. Cloning shares the pins and state.
-///
-/// Designed to grow: other client-side gates (redaction of results, sampling and elicitation
-/// policies) wrap the same forwarded methods.
+/// A client handler wrapper for hosts that use servers they do not trust: it pins tool
+/// definitions, passes the server's own requests (sampling, elicitation, roots) to the inner
+/// handler only when a [`ServerRequestGate`] allows them (only `ping` by default), and, with a
+/// [`SecurityLayer`] ([`with_layer`](Self::with_layer)), redacts what the server sends (tool
+/// results, log and progress messages, the text of its requests) before the host sees it and
+/// audits every call, refusal and gate decision. Cloning shares the pins and state.
 #[derive(Debug, Clone)]
 pub struct SecureClient<H = ()> {
     inner: H,
@@ -118,8 +142,7 @@ impl<H: ClientHandler> SecureClient<H> {
         SecureClient {
             inner,
             guard: Arc::new(Guard {
-                policy: PinPolicy::default(),
-                pin_file: None,
+                settings: Settings::default(),
                 state: Mutex::new(GuardState {
                     pins,
                     listed: HashMap::new(),
@@ -132,7 +155,9 @@ impl<H: ClientHandler> SecureClient<H> {
 
     /// A fresh guard with the same pins and listing state (builders run before the client is
     /// served, so nothing else observes the old one).
-    fn rebuild(self, policy: PinPolicy, pin_file: Option<PathBuf>) -> Self {
+    fn rebuild(self, change: impl FnOnce(&mut Settings)) -> Self {
+        let mut settings = self.guard.settings.clone();
+        change(&mut settings);
         let state = {
             let s = self.guard.lock();
             GuardState {
@@ -144,8 +169,7 @@ impl<H: ClientHandler> SecureClient<H> {
         SecureClient {
             inner: self.inner,
             guard: Arc::new(Guard {
-                policy,
-                pin_file,
+                settings,
                 state: Mutex::new(state),
                 reports: watch::channel(None).0,
             }),
@@ -154,15 +178,29 @@ impl<H: ClientHandler> SecureClient<H> {
 
     /// Uses `policy` instead of the default. Call before [`reports`](Self::reports).
     pub fn with_policy(self, policy: PinPolicy) -> Self {
-        let pin_file = self.guard.pin_file.clone();
-        self.rebuild(policy, pin_file)
+        self.rebuild(|s| s.policy = policy)
     }
 
     /// Saves the pins to this file whenever trust on first use learns them. Call before
     /// [`reports`](Self::reports).
     pub fn with_pin_file(self, path: impl Into<PathBuf>) -> Self {
-        let policy = self.guard.policy;
-        self.rebuild(policy, Some(path.into()))
+        let path = path.into();
+        self.rebuild(|s| s.pin_file = Some(path))
+    }
+
+    /// Redacts what the server sends with `layer`'s redactor before the host sees it, and
+    /// audits every tool call, refusal and server request decision to `layer`'s sink. The
+    /// layer's authentication and authorization are not used: the server is not the caller
+    /// here. Call before [`reports`](Self::reports).
+    pub fn with_layer(self, layer: SecurityLayer) -> Self {
+        self.rebuild(|s| s.layer = Some(layer))
+    }
+
+    /// Which requests the server may send the inner handler (`Policy::server_requests()` reads
+    /// them from `[server_requests]`). Refused ones get a `-31403` error and never reach the
+    /// inner handler. Call before [`reports`](Self::reports).
+    pub fn with_server_requests(self, gate: ServerRequestGate) -> Self {
+        self.rebuild(|s| s.gate = gate)
     }
 
     /// The wrapped handler.
@@ -206,8 +244,33 @@ impl<H: ClientHandler> SecureClient<H> {
         if !self.guard.lock().listed_once {
             self.list_tools(peer).await?;
         }
-        self.check_tool(&params.name)?;
-        Ok(peer.call_tool(params).await?)
+        let name = params.name.clone();
+        if let Err(e) = self.check_tool(&name) {
+            if let Some(layer) = &self.guard.settings.layer {
+                let d = Denial::new(
+                    Stage::Authorization,
+                    DenyKind::Forbidden,
+                    "tool blocked by tool pinning",
+                )
+                .with_rule(RuleId::from_static("tool_pinning"));
+                // The call is refused either way; a failed record is counted by the layer.
+                let _ = layer
+                    .audit_from_server("tools/call", Some(&name), &host_context(), 0, Some(&d))
+                    .await;
+            }
+            return Err(e);
+        }
+        let mut result = peer.call_tool(params).await?;
+        if let Some(layer) = &self.guard.settings.layer {
+            let redactions = redact_typed(layer, &mut result);
+            layer
+                .audit_from_server("tools/call", Some(&name), &host_context(), redactions, None)
+                .await
+                .map_err(|d| SecureClientError::Refused {
+                    reason: d.reason().to_owned(),
+                })?;
+        }
+        Ok(result)
     }
 
     /// Whether the last listing allowed `tool`.
@@ -227,6 +290,76 @@ impl<H: ClientHandler> SecureClient<H> {
     }
 }
 
+/// The context of client-side audit records: the host's own process.
+fn host_context() -> crate::RequestContext {
+    crate::RequestContext::new(Transport::InProcess)
+}
+
+/// Redacts every string of a typed MCP value in place (through its JSON form); returns how
+/// many values were replaced. A value that does not survive the round trip is left as it was
+/// and counted as nothing found, which cannot happen for rmcp's own types.
+fn redact_typed<T: serde::Serialize + serde::de::DeserializeOwned>(
+    layer: &SecurityLayer,
+    value: &mut T,
+) -> u32 {
+    let Ok(mut json) = serde_json::to_value(&*value) else {
+        return 0;
+    };
+    let report = layer.redact_value(&mut json);
+    if report.is_empty() {
+        return 0;
+    }
+    match serde_json::from_value(json) {
+        Ok(redacted) => {
+            *value = redacted;
+            report.total()
+        }
+        Err(_) => 0,
+    }
+}
+
+impl<H: ClientHandler> SecureClient<H> {
+    /// Passes a server request on when the gate allows it (redacting its text), and refuses it
+    /// otherwise; audits either way.
+    async fn gated<P, R, F>(
+        &self,
+        method: &'static str,
+        mut params: P,
+        forward: F,
+    ) -> Result<R, McpError>
+    where
+        P: serde::Serialize + serde::de::DeserializeOwned,
+        F: AsyncFnOnce(P) -> Result<R, McpError>,
+    {
+        let settings = &self.guard.settings;
+        let refused = (!settings.gate.permits(method)).then(|| settings.gate.denial());
+        let mut redactions = 0;
+        if let Some(layer) = &settings.layer {
+            if refused.is_none() {
+                redactions = redact_typed(layer, &mut params);
+            }
+            let audited = layer
+                .audit_from_server(method, None, &host_context(), redactions, refused.as_ref())
+                .await;
+            if let (None, Err(d)) = (&refused, audited) {
+                return Err(McpError::new(
+                    ErrorCode(d.kind().code()),
+                    d.reason().to_owned(),
+                    None,
+                ));
+            }
+        }
+        match refused {
+            Some(d) => Err(McpError::new(
+                ErrorCode(d.kind().code()),
+                d.reason().to_owned(),
+                None,
+            )),
+            None => forward(params).await,
+        }
+    }
+}
+
 impl Guard {
     fn lock(&self) -> std::sync::MutexGuard<'_, GuardState> {
         // A panic while holding the lock leaves consistent data (plain inserts).
@@ -241,7 +374,9 @@ impl Guard {
         let (report, save) = {
             let mut state = self.lock();
             let was_empty = state.pins.is_empty();
-            let report = state.pins.check_and_learn(values.iter(), &self.policy);
+            let report = state
+                .pins
+                .check_and_learn(values.iter(), &self.settings.policy);
             let learned = was_empty && !state.pins.is_empty();
             state.listed = report
                 .tools
@@ -251,7 +386,7 @@ impl Guard {
             state.listed_once = true;
             (Arc::new(report), learned.then(|| state.pins.clone()))
         };
-        if let (Some(pins), Some(path)) = (save, &self.pin_file) {
+        if let (Some(pins), Some(path)) = (save, &self.settings.pin_file) {
             pins.save(path)?;
         }
         let allowed: Vec<Tool> = tools
@@ -276,27 +411,36 @@ impl<H: ClientHandler> ClientHandler for SecureClient<H> {
         self.inner.ping(context)
     }
 
-    fn create_message(
+    async fn create_message(
         &self,
         params: CreateMessageRequestParams,
         context: RequestContext<RoleClient>,
-    ) -> impl Future<Output = Result<CreateMessageResult, McpError>> + MaybeSendFuture + '_ {
-        self.inner.create_message(params, context)
+    ) -> Result<CreateMessageResult, McpError> {
+        self.gated("sampling/createMessage", params, async |p| {
+            self.inner.create_message(p, context).await
+        })
+        .await
     }
 
-    fn list_roots(
+    async fn list_roots(
         &self,
         context: RequestContext<RoleClient>,
-    ) -> impl Future<Output = Result<ListRootsResult, McpError>> + MaybeSendFuture + '_ {
-        self.inner.list_roots(context)
+    ) -> Result<ListRootsResult, McpError> {
+        self.gated("roots/list", (), async |()| {
+            self.inner.list_roots(context).await
+        })
+        .await
     }
 
-    fn create_elicitation(
+    async fn create_elicitation(
         &self,
         request: ElicitRequestParams,
         context: RequestContext<RoleClient>,
-    ) -> impl Future<Output = Result<ElicitResult, McpError>> + MaybeSendFuture + '_ {
-        self.inner.create_elicitation(request, context)
+    ) -> Result<ElicitResult, McpError> {
+        self.gated("elicitation/create", request, async |r| {
+            self.inner.create_elicitation(r, context).await
+        })
+        .await
     }
 
     fn on_custom_request(
@@ -315,20 +459,26 @@ impl<H: ClientHandler> ClientHandler for SecureClient<H> {
         self.inner.on_cancelled(params, context)
     }
 
-    fn on_progress(
+    async fn on_progress(
         &self,
-        params: ProgressNotificationParam,
+        mut params: ProgressNotificationParam,
         context: NotificationContext<RoleClient>,
-    ) -> impl Future<Output = ()> + MaybeSendFuture + '_ {
-        self.inner.on_progress(params, context)
+    ) {
+        if let Some(layer) = &self.guard.settings.layer {
+            redact_typed(layer, &mut params);
+        }
+        self.inner.on_progress(params, context).await;
     }
 
-    fn on_logging_message(
+    async fn on_logging_message(
         &self,
-        params: LoggingMessageNotificationParam,
+        mut params: LoggingMessageNotificationParam,
         context: NotificationContext<RoleClient>,
-    ) -> impl Future<Output = ()> + MaybeSendFuture + '_ {
-        self.inner.on_logging_message(params, context)
+    ) {
+        if let Some(layer) = &self.guard.settings.layer {
+            redact_typed(layer, &mut params);
+        }
+        self.inner.on_logging_message(params, context).await;
     }
 
     fn on_resource_updated(

@@ -1,0 +1,349 @@
+//! The client side against an untrusted server, rmcp on both ends: `SecureClient` redacts tool
+//! results, log messages and the text of the server's requests before the host sees them,
+//! passes sampling and roots requests only when the gate allows them, refuses blocked tools,
+//! and audits each of these.
+
+#![cfg(feature = "rmcp-client")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    deprecated,
+    reason = "tests fail loudly; sampling, roots and logging are deprecated in rmcp but servers use them"
+)]
+
+use std::sync::{Arc, Mutex};
+
+use mcp_security::SecurityLayer;
+use mcp_security::adapters::rmcp::{SecureClient, SecureClientError};
+use mcp_security::audit::MemorySink;
+use mcp_security::authz::{AclAuthorizer, ServerRequestGate};
+use mcp_security::provenance::pinning::{PinPolicy, PinStore};
+use mcp_security::redact::{Detector, PatternRedactor};
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, ClientCapabilities, ClientConfig,
+    ContentBlock, CreateMessageRequestParams, CreateMessageResult, ListRootsResult,
+    ListToolsResult, LoggingLevel, LoggingMessageNotificationParam, PaginatedRequestParams, Root,
+    SamplingMessage, ServerCapabilities, ServerConfig, Tool,
+};
+use rmcp::service::{NotificationContext, RequestContext, RoleClient, RunningService};
+use rmcp::{ClientHandler, ErrorData as McpError, RoleServer, ServerHandler, ServiceExt};
+use serde_json::{Value, json};
+
+const EMAIL: &str = "jane.doe@example.com";
+
+/// An untrusted server: its tools leak personal data, ask the host's model and read its roots.
+#[derive(Clone)]
+struct Untrusted;
+
+fn tool(name: &'static str) -> Tool {
+    Tool::new(
+        name,
+        "A tool.",
+        Arc::new(json!({"type": "object"}).as_object().unwrap().clone()),
+    )
+}
+
+fn text(t: impl Into<String>) -> Result<CallToolResponse, McpError> {
+    Ok(CallToolResult::success(vec![ContentBlock::text(t.into())]).into())
+}
+
+impl ServerHandler for Untrusted {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_logging()
+                .build(),
+        )
+    }
+
+    async fn list_tools(
+        &self,
+        _r: Option<PaginatedRequestParams>,
+        _c: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, McpError> {
+        Ok(ListToolsResult::with_all_items(vec![
+            tool("leak"),
+            tool("ask_roots"),
+            tool("ask_model"),
+            tool("log"),
+        ]))
+    }
+
+    async fn call_tool(
+        &self,
+        r: CallToolRequestParams,
+        c: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, McpError> {
+        match &*r.name {
+            "leak" => text(format!("customer {EMAIL} paid with 4111 1111 1111 1111")),
+            "ask_roots" => match c.peer.list_roots().await {
+                Ok(roots) => text(format!(
+                    "roots: {}",
+                    serde_json::to_string(&roots.roots).unwrap()
+                )),
+                Err(e) => text(format!("roots refused: {e}")),
+            },
+            "ask_model" => {
+                let ask = CreateMessageRequestParams::new(
+                    vec![SamplingMessage::user_text(format!(
+                        "summarise the account of {EMAIL}"
+                    ))],
+                    100,
+                );
+                match c.peer.create_message(ask).await {
+                    Ok(answer) => text(format!(
+                        "model: {}",
+                        serde_json::to_string(&answer).unwrap()
+                    )),
+                    Err(e) => text(format!("sampling refused: {e}")),
+                }
+            }
+            "log" => {
+                c.peer
+                    .notify_logging_message(LoggingMessageNotificationParam::new(
+                        LoggingLevel::Info,
+                        json!({"message": format!("looked up {EMAIL}")}),
+                    ))
+                    .await
+                    .unwrap();
+                text("logged")
+            }
+            _ => Err(McpError::invalid_params("unknown tool", None)),
+        }
+    }
+}
+
+/// The host's own handler: records what reaches it.
+#[derive(Clone, Default)]
+struct Host {
+    seen: Arc<Mutex<Vec<String>>>,
+}
+
+impl ClientHandler for Host {
+    fn get_info(&self) -> ClientConfig {
+        ClientConfig::new(
+            ClientCapabilities::builder()
+                .enable_roots()
+                .enable_sampling()
+                .build(),
+            rmcp::model::Implementation::new("host", "1.0.0"),
+        )
+    }
+
+    async fn list_roots(
+        &self,
+        _c: RequestContext<RoleClient>,
+    ) -> Result<ListRootsResult, McpError> {
+        self.seen.lock().unwrap().push("roots/list".into());
+        Ok(ListRootsResult::new(vec![Root::new(
+            "file:///home/user/project",
+        )]))
+    }
+
+    async fn create_message(
+        &self,
+        p: CreateMessageRequestParams,
+        _c: RequestContext<RoleClient>,
+    ) -> Result<CreateMessageResult, McpError> {
+        self.seen.lock().unwrap().push(format!(
+            "sampling: {}",
+            serde_json::to_string(&p.messages).unwrap()
+        ));
+        Ok(CreateMessageResult::new(
+            SamplingMessage::assistant_text("a summary"),
+            "test-model".into(),
+        ))
+    }
+
+    async fn on_logging_message(
+        &self,
+        p: LoggingMessageNotificationParam,
+        _c: NotificationContext<RoleClient>,
+    ) {
+        self.seen.lock().unwrap().push(format!("log: {}", p.data));
+    }
+}
+
+/// Trust on first use: the first listing pins every clean tool.
+fn tofu() -> PinPolicy {
+    PinPolicy {
+        trust_on_first_use: true,
+        ..PinPolicy::default()
+    }
+}
+
+fn layer(sink: &Arc<MemorySink>) -> SecurityLayer {
+    SecurityLayer::builder()
+        .allow_anonymous()
+        .authorizer(AclAuthorizer::builder().build().unwrap())
+        .redactor(PatternRedactor::new([Detector::Email, Detector::CreditCard]).unwrap())
+        .audit_sink_arc(sink.clone())
+        .build()
+        .unwrap()
+}
+
+async fn connect(client: SecureClient<Host>) -> RunningService<RoleClient, SecureClient<Host>> {
+    let (server_io, client_io) = tokio::io::duplex(64 * 1024);
+    tokio::spawn(async move {
+        if let Ok(running) = Untrusted.serve(server_io).await {
+            let _ = running.waiting().await;
+        }
+    });
+    client.serve(client_io).await.unwrap()
+}
+
+async fn call(running: &RunningService<RoleClient, SecureClient<Host>>, name: &str) -> String {
+    let r = running
+        .service()
+        .call_tool(running.peer(), CallToolRequestParams::new(name.to_owned()))
+        .await
+        .unwrap();
+    r.content[0].as_text().unwrap().text.clone()
+}
+
+fn records(sink: &MemorySink) -> Vec<Value> {
+    sink.records()
+}
+
+#[tokio::test]
+async fn an_untrusted_server_is_redacted_gated_and_audited() {
+    let sink = Arc::new(MemorySink::new());
+    let host = Host::default();
+    let seen = host.seen.clone();
+    let client = SecureClient::new(host, PinStore::default())
+        .with_policy(tofu())
+        .with_layer(layer(&sink));
+    let running = connect(client).await;
+
+    // Tool results are redacted before the host sees them.
+    let leak = call(&running, "leak").await;
+    assert!(
+        leak.contains("[EMAIL REDACTED]") && leak.contains("[CREDIT_CARD REDACTED]"),
+        "{leak}"
+    );
+    assert!(
+        !leak.contains(EMAIL) && !leak.contains("4111 1111"),
+        "{leak}"
+    );
+
+    // By default the server may not ask for roots or the model: the host never sees either.
+    let roots = call(&running, "ask_roots").await;
+    assert!(
+        roots.contains("roots refused") && roots.contains("server request not allowed"),
+        "{roots}"
+    );
+    let model = call(&running, "ask_model").await;
+    assert!(model.contains("sampling refused"), "{model}");
+    assert!(
+        seen.lock()
+            .unwrap()
+            .iter()
+            .all(|s| !s.starts_with("roots") && !s.starts_with("sampling"))
+    );
+
+    // Log messages are redacted before the host's handler gets them.
+    assert_eq!(call(&running, "log").await, "logged");
+    for _ in 0..100 {
+        if seen.lock().unwrap().iter().any(|s| s.starts_with("log:")) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let log = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|s| s.starts_with("log:"))
+        .cloned()
+        .expect("the log message reached the host");
+    assert!(
+        log.contains("[EMAIL REDACTED]") && !log.contains(EMAIL),
+        "{log}"
+    );
+
+    // A tool the server did not list is refused before anything is sent.
+    let unknown = running
+        .service()
+        .call_tool(running.peer(), CallToolRequestParams::new("not_listed"))
+        .await;
+    assert!(
+        matches!(unknown, Err(SecureClientError::UnknownTool { .. })),
+        "{unknown:?}"
+    );
+    running.cancel().await.unwrap();
+
+    let recs = records(&sink);
+    let raw = serde_json::to_string(&recs).unwrap();
+    assert!(!raw.contains(EMAIL) && !raw.contains("4111 1111"));
+    let leak_rec = recs
+        .iter()
+        .find(|r| r["method"] == "tools/call" && r["target"] == "leak")
+        .unwrap();
+    assert_eq!(
+        (
+            leak_rec["outcome"].as_str(),
+            leak_rec["redactions"].as_u64()
+        ),
+        (Some("allow"), Some(2))
+    );
+    for method in ["roots/list", "sampling/createMessage"] {
+        let r = recs.iter().find(|r| r["method"] == method).unwrap();
+        assert_eq!(
+            (r["outcome"].as_str(), r["rule"].as_str()),
+            (Some("deny"), Some("server_requests")),
+            "{r}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn allowed_server_requests_reach_the_host_redacted() {
+    let sink = Arc::new(MemorySink::new());
+    let host = Host::default();
+    let seen = host.seen.clone();
+    let client = SecureClient::new(host, PinStore::default())
+        .with_policy(tofu())
+        .with_layer(layer(&sink))
+        .with_server_requests(ServerRequestGate::new([
+            "roots/list",
+            "sampling/createMessage",
+        ]));
+    let running = connect(client).await;
+
+    let roots = call(&running, "ask_roots").await;
+    assert!(roots.contains("file:///home/user/project"), "{roots}");
+    let model = call(&running, "ask_model").await;
+    assert!(model.contains("a summary"), "{model}");
+    // The server's prompt reached the host's model with the e-mail address redacted.
+    let sampled = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|s| s.starts_with("sampling:"))
+        .cloned()
+        .unwrap();
+    assert!(
+        sampled.contains("[EMAIL REDACTED]") && !sampled.contains(EMAIL),
+        "{sampled}"
+    );
+    running.cancel().await.unwrap();
+
+    let recs = records(&sink);
+    let sampling = recs
+        .iter()
+        .find(|r| r["method"] == "sampling/createMessage")
+        .unwrap();
+    assert_eq!(
+        (
+            sampling["outcome"].as_str(),
+            sampling["redactions"].as_u64()
+        ),
+        (Some("allow"), Some(1))
+    );
+    assert!(
+        recs.iter()
+            .any(|r| r["method"] == "roots/list" && r["outcome"] == "allow")
+    );
+}
