@@ -468,3 +468,23 @@ fn killing_the_server_answers_every_pending_request_and_fails_the_proxy() {
         .count();
     assert_eq!(cancelled, 2, "{records:#?}");
 }
+
+#[test]
+fn a_tool_called_before_any_listing_is_checked_against_its_own_schema() {
+    let Some(mut p) = Run::start(
+        "a_tool_called_before_any_listing_is_checked_against_its_own_schema",
+        "",
+        KEY,
+    ) else {
+        return;
+    };
+    p.handshake();
+    // No tools/list from the client: the proxy asks the server for the schema itself, and
+    // `text` must be a string there.
+    let r = p.call(1, "echo", json!({"text": 5}));
+    assert_eq!(r["result"]["isError"], true, "{r}");
+    let why = text_of(&r);
+    assert!(why.contains("`text`") && !why.contains('5'), "{why}");
+    assert_eq!(text_of(&p.call(2, "echo", json!({"text": "fine"}))), "fine");
+    assert!(p.finish().success());
+}
