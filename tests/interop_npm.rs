@@ -269,38 +269,43 @@ fsync = "os"
 /// Everything a client sees of a server: tool, resource, template and prompt names, and one
 /// tool's answer.
 async fn surface(client: &RunningService<RoleClient, ()>) -> Value {
-    let mut tools: Vec<String> = client
-        .list_all_tools()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|t| t.name.to_string())
-        .collect();
-    tools.sort();
-    let mut resources: Vec<String> = client
-        .list_all_resources()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|r| r.uri.clone())
-        .collect();
-    resources.sort();
-    let mut templates: Vec<String> = client
-        .list_all_resource_templates()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|t| t.uri_template.clone())
-        .collect();
-    templates.sort();
-    let mut prompts: Vec<String> = client
-        .list_all_prompts()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|p| p.name.clone())
-        .collect();
-    prompts.sort();
+    fn sorted(items: impl IntoIterator<Item = String>) -> Vec<String> {
+        let mut v: Vec<String> = items.into_iter().collect();
+        v.sort();
+        v
+    }
+    let tools = sorted(
+        client
+            .list_all_tools()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|t| t.name.to_string()),
+    );
+    let resources = sorted(
+        client
+            .list_all_resources()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.uri.clone()),
+    );
+    let templates = sorted(
+        client
+            .list_all_resource_templates()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|t| t.uri_template.clone()),
+    );
+    let prompts = sorted(
+        client
+            .list_all_prompts()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|p| p.name.clone()),
+    );
     let echo = client
         .call_tool(call("echo", json!({"message": "through the proxy"})))
         .await

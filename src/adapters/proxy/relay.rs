@@ -322,6 +322,23 @@ struct Waiting {
     from_arguments: RedactionReport,
 }
 
+impl Waiting {
+    /// Audits a request the server will never answer (cancelled, or the server is gone). A
+    /// record that cannot be written is counted by the layer; there is no answer left to hold
+    /// back.
+    async fn cancelled(self, layer: &SecurityLayer) {
+        let _ = layer
+            .complete_named(
+                self.admission,
+                &self.method,
+                self.target.as_deref(),
+                &self.cx,
+                Completion::Cancelled,
+            )
+            .await;
+    }
+}
+
 #[derive(Default)]
 struct Table {
     /// Client requests waiting for the server.
@@ -673,16 +690,7 @@ impl Shared {
         {
             let cancelled = self.table().client.remove(&key);
             if let Some(w) = cancelled {
-                let _ = self
-                    .layer
-                    .complete_named(
-                        w.admission,
-                        &w.method,
-                        w.target.as_deref(),
-                        &w.cx,
-                        Completion::Cancelled,
-                    )
-                    .await;
+                w.cancelled(&self.layer).await;
             }
         }
         true
@@ -939,16 +947,7 @@ impl Shared {
             };
             self.send_error(Side::Client, &id, -32603, "server exited before answering")
                 .await;
-            let _ = self
-                .layer
-                .complete_named(
-                    w.admission,
-                    &w.method,
-                    w.target.as_deref(),
-                    &w.cx,
-                    Completion::Cancelled,
-                )
-                .await;
+            w.cancelled(&self.layer).await;
         }
     }
 }
