@@ -3,6 +3,8 @@
 //! same run as an in-memory sink.
 //!
 //! Run on one core to check the target: `taskset -c 0 cargo bench --bench audit`.
+//! The latency group also measures the file sinks with `write_from_caller(false)` (every record
+//! through the writer thread, as before callers wrote an idle log themselves), in the same run.
 
 #![allow(
     clippy::unwrap_used,
@@ -162,9 +164,36 @@ fn latency(c: &mut Criterion) {
             "chained_file_dev_null",
             Arc::new(FileSink::open(FileSinkConfig::new("/dev/null").rotate_at(None)).unwrap()),
         ),
+        // The same two sinks with every record handed to the writer thread: the behaviour
+        // before callers wrote an idle log themselves, measured in the same run.
+        (
+            "chained_file_dev_null_via_writer",
+            Arc::new(
+                FileSink::open(
+                    FileSinkConfig::new("/dev/null")
+                        .rotate_at(None)
+                        .write_from_caller(false),
+                )
+                .unwrap(),
+            ),
+        ),
         (
             "chained_file_os_buffered",
             Arc::new(sink(dir.path(), "os.jsonl", FsyncPolicy::OsBuffered)),
+        ),
+        (
+            "chained_file_os_buffered_via_writer",
+            Arc::new(
+                FileSink::open(
+                    FileSinkConfig::new(dir.path().join("os_via_writer.jsonl"))
+                        .fsync(FsyncPolicy::OsBuffered)
+                        .queue_capacity(8192)
+                        .checkpoint_every(Some(10_000))
+                        .signing_key(generate_signing_key().unwrap())
+                        .write_from_caller(false),
+                )
+                .unwrap(),
+            ),
         ),
         (
             "chained_file_fsync_always",
