@@ -38,12 +38,17 @@ use serde_json::json;
 const BATCH: u64 = 20_000;
 
 fn sink(dir: &std::path::Path, name: &str, fsync: FsyncPolicy) -> FileSink {
+    sink_with(dir, name, fsync, true)
+}
+
+fn sink_with(dir: &std::path::Path, name: &str, fsync: FsyncPolicy, from_caller: bool) -> FileSink {
     FileSink::open(
         FileSinkConfig::new(dir.join(name))
             .fsync(fsync)
             .queue_capacity(8192)
             .checkpoint_every(Some(10_000))
-            .signing_key(generate_signing_key().unwrap()),
+            .signing_key(generate_signing_key().unwrap())
+            .write_from_caller(from_caller),
     )
     .unwrap()
 }
@@ -78,15 +83,19 @@ fn throughput(c: &mut Criterion) {
         .sample_size(10)
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(8));
-    for (name, policy) in [
+    for (name, policy, from_caller) in [
         (
             "group_commit_5ms",
             FsyncPolicy::GroupCommit(Duration::from_millis(5)),
+            true,
         ),
-        ("fsync_always", FsyncPolicy::Always),
-        ("os_buffered", FsyncPolicy::OsBuffered),
+        ("fsync_always", FsyncPolicy::Always, true),
+        ("os_buffered", FsyncPolicy::OsBuffered, true),
+        // One producer pipelining into an idle `os` log writes most records itself, one
+        // `write(2)` each; through the writer thread they are batched.
+        ("os_buffered_via_writer", FsyncPolicy::OsBuffered, false),
     ] {
-        let s = sink(dir.path(), name, policy);
+        let s = sink_with(dir.path(), name, policy, from_caller);
         g.bench_function(name, |b| {
             b.iter_custom(|iters| {
                 let start = Instant::now();
@@ -183,17 +192,12 @@ fn latency(c: &mut Criterion) {
         ),
         (
             "chained_file_os_buffered_via_writer",
-            Arc::new(
-                FileSink::open(
-                    FileSinkConfig::new(dir.path().join("os_via_writer.jsonl"))
-                        .fsync(FsyncPolicy::OsBuffered)
-                        .queue_capacity(8192)
-                        .checkpoint_every(Some(10_000))
-                        .signing_key(generate_signing_key().unwrap())
-                        .write_from_caller(false),
-                )
-                .unwrap(),
-            ),
+            Arc::new(sink_with(
+                dir.path(),
+                "os_via_writer.jsonl",
+                FsyncPolicy::OsBuffered,
+                false,
+            )),
         ),
         (
             "chained_file_fsync_always",
