@@ -463,12 +463,12 @@ fn over_http(c: &mut Criterion, keys: &DemoKeys, policy: &Policy, dir: &Path) {
             ));
         }
     }
-    // Fixed-length runs with every client busy, the arms taking turns, three rounds: the median
+    // Fixed-length runs with every client busy, the arms taking turns, five rounds: the median
     // round of each arm gives the same-run ratio against the target.
     for n in CLIENTS {
         let calls = 10_000u64;
         let mut rates: Vec<Vec<f64>> = vec![Vec::new(); arms.len()];
-        for _round in 0..3 {
+        for _round in 0..5 {
             for (arm, r) in arms.iter().zip(rates.iter_mut()) {
                 let peers: Vec<Peer<RoleClient>> = arm
                     .clients

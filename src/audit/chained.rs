@@ -255,6 +255,30 @@ impl Shared {
         // still the last consistent one (a failed write rolls itself back).
         self.writer.lock().unwrap_or_else(PoisonError::into_inner)
     }
+
+    /// The writer's lock for a caller, if it comes free within a few microseconds and nothing
+    /// is queued meanwhile. The usual holder is another caller's `write(2)` or the writer
+    /// thread's batch, over in less time than handing a record to the writer thread costs (two
+    /// wake-ups); a holder that fsyncs (rotation, shutdown) takes far longer than the spin, so
+    /// a caller never waits out a flush. `None`: queue the record.
+    fn lock_briefly(&self) -> Option<MutexGuard<'_, Writer>> {
+        const SPIN: Duration = Duration::from_micros(10);
+        let mut started = None;
+        loop {
+            match self.writer.try_lock() {
+                Ok(w) => return Some(w),
+                Err(TryLockError::Poisoned(p)) => return Some(p.into_inner()),
+                Err(TryLockError::WouldBlock) => {}
+            }
+            let since = *started.get_or_insert_with(Instant::now);
+            if self.queued.load(Ordering::Acquire) != 0 || since.elapsed() >= SPIN {
+                return None;
+            }
+            for _ in 0..16 {
+                std::hint::spin_loop();
+            }
+        }
+    }
 }
 
 /// Counts a record as queued until it is handed to the writer thread; a caller whose `submit`
@@ -379,13 +403,7 @@ impl FileSink {
         if !shared.caller_writes || shared.queued.load(Ordering::Acquire) != 0 {
             return None;
         }
-        let mut writer = match shared.writer.try_lock() {
-            Ok(w) => w,
-            Err(TryLockError::Poisoned(p)) => p.into_inner(),
-            // The writer thread (or another caller) is writing: queue behind it, so concurrent
-            // records share its writes instead of waiting on this lock one by one.
-            Err(TryLockError::WouldBlock) => return None,
-        };
+        let mut writer = shared.lock_briefly()?;
         // INVARIANT: checked under the lock, which the writer thread holds while it writes and
         // counts down what it wrote: zero means every record queued before this one is in the
         // file.
