@@ -805,12 +805,13 @@ impl Writer {
     /// Whether a record of about `body` bytes would start a new file: rotation fsyncs, so it
     /// is left to the writer thread.
     fn rotation_due(&self, body: usize) -> bool {
-        // A record line is its body plus about 170 bytes of chain fields; 256 is a safe margin.
+        // A record line is its body plus about 180 bytes of chain fields, and a checkpoint it
+        // triggers about 400 more: 1024 bytes of margin cover both.
         self.syncable
             && self
                 .config
                 .rotate_bytes
-                .is_some_and(|max| self.size + (self.buf.len() + body + 256) as u64 >= max)
+                .is_some_and(|max| self.size + (self.buf.len() + body + 1024) as u64 >= max)
     }
 
     /// Chains one record into the buffer, with the checkpoint and rotation it triggers.
