@@ -7,7 +7,8 @@
 //!   checkpoints in a temp dir, once per fsync policy, plus an in-memory sink that isolates
 //!   what the file costs.
 //! - Streamable HTTP on 127.0.0.1: rmcp's `StreamableHttpService` served by axum, bare, and
-//!   behind `HttpSecurityLayer` + `SecureServer`, driven by rmcp's own Streamable HTTP client
+//!   behind `HttpSecurityLayer` + `SecureServer` (and behind the HTTP layer alone, to split the
+//!   cost), driven by rmcp's own Streamable HTTP client
 //!   (reqwest, keep-alive): per-call latency with one client, and throughput with 8 and 16
 //!   concurrent clients (one session each). The server runs on its own two-worker runtime, the
 //!   clients on another; both share the machine's cores, so the process's CPU is also split by
@@ -279,7 +280,19 @@ struct HttpArm {
     cpu: Mutex<(u64, f64, f64)>,
 }
 
-async fn serve_http(wrapped: Option<(Policy, Arc<dyn AuditSink>)>) -> SocketAddr {
+/// What stands in front of the demo server over HTTP.
+enum Front {
+    /// Nothing: rmcp's service alone.
+    Bare,
+    /// Only `HttpSecurityLayer` (bearer authentication, Host/Origin, session binding, body
+    /// limit) in front of the bare handler: the HTTP layer's share. (`SecureServer` alone is
+    /// no deployment: over HTTP it takes the caller from the HTTP layer and refuses without it.)
+    HttpLayerOnly(SecurityLayer),
+    /// Both, as `examples/http_server.rs` wires them.
+    Both(SecurityLayer),
+}
+
+async fn serve_http(front: Front, policy: &Policy) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     // Without TCP_NODELAY the last small write of each SSE response waits for the client's
@@ -287,28 +300,32 @@ async fn serve_http(wrapped: Option<(Policy, Arc<dyn AuditSink>)>) -> SocketAddr
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
     });
-    let app = match wrapped {
-        None => {
-            let mcp = StreamableHttpService::new(
-                || Ok(DemoServer),
-                LocalSessionManager::default().into(),
-                StreamableHttpServerConfig::default(),
-            );
-            axum::Router::new().fallback_service(mcp)
+    let config = http::http_config(policy, addr).unwrap();
+    // Behind the HTTP layer, which checks Host and Origin itself with the policy's lists.
+    let rmcp_config = || {
+        StreamableHttpServerConfig::default()
+            .disable_allowed_hosts()
+            .with_max_request_body_bytes(config.max_body_bytes())
+    };
+    let sessions = || LocalSessionManager::default().into();
+    let app = match front {
+        Front::Bare => axum::Router::new().fallback_service(StreamableHttpService::new(
+            || Ok(DemoServer),
+            sessions(),
+            StreamableHttpServerConfig::default(),
+        )),
+        Front::HttpLayerOnly(l) => {
+            let mcp = StreamableHttpService::new(|| Ok(DemoServer), sessions(), rmcp_config());
+            axum::Router::new().fallback_service(HttpSecurityLayer::new(config, l).layer(mcp))
         }
-        Some((policy, sink)) => {
-            // The wiring of examples/http_server.rs, with the bench's audit sink.
-            let l = layer(&policy, sink);
-            let config = http::http_config(&policy, addr).unwrap();
+        Front::Both(l) => {
             let mcp = StreamableHttpService::new(
                 {
                     let l = l.clone();
                     move || Ok(SecureServer::new(DemoServer, l.clone()))
                 },
-                LocalSessionManager::default().into(),
-                StreamableHttpServerConfig::default()
-                    .disable_allowed_hosts()
-                    .with_max_request_body_bytes(config.max_body_bytes()),
+                sessions(),
+                rmcp_config(),
             );
             axum::Router::new().fallback_service(HttpSecurityLayer::new(config, l).layer(mcp))
         }
@@ -383,20 +400,23 @@ fn over_http(c: &mut Criterion, keys: &DemoKeys, policy: &Policy, dir: &Path) {
         .unwrap();
     let most = CLIENTS.iter().copied().max().unwrap_or(1);
     let mut arms = Vec::new();
-    let addr = server_rt.block_on(serve_http(None));
-    arms.push(HttpArm {
-        name: "unwrapped",
-        clients: client_rt.block_on(http_clients(addr, None, most)),
-        cpu: Mutex::new((0, 0.0, 0.0)),
-    });
-    for a in [Audit::Memory, Audit::FileOs, Audit::FileAlways] {
-        let sink = a.sink(dir);
-        let addr = server_rt.block_on(serve_http(Some((policy.clone(), sink))));
+    let mut add = |name: &'static str, front: Front, key: Option<&str>| {
+        let addr = server_rt.block_on(serve_http(front, policy));
         arms.push(HttpArm {
-            name: a.name(),
-            clients: client_rt.block_on(http_clients(addr, Some(&keys.analytics), most)),
+            name,
+            clients: client_rt.block_on(http_clients(addr, key, most)),
             cpu: Mutex::new((0, 0.0, 0.0)),
         });
+    };
+    add("unwrapped", Front::Bare, None);
+    add(
+        "http_layer_only",
+        Front::HttpLayerOnly(layer(policy, Audit::Memory.sink(dir))),
+        Some(&keys.analytics),
+    );
+    for a in [Audit::Memory, Audit::FileOs, Audit::FileAlways] {
+        let l = layer(policy, a.sink(dir));
+        add(a.name(), Front::Both(l), Some(&keys.analytics));
     }
 
     let req = echo();
