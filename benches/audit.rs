@@ -3,6 +3,8 @@
 //! same run as an in-memory sink.
 //!
 //! Run on one core to check the target: `taskset -c 0 cargo bench --bench audit`.
+//! The latency group also measures the file sinks with `write_from_caller(false)` (every record
+//! through the writer thread, as before callers wrote an idle log themselves), in the same run.
 
 #![allow(
     clippy::unwrap_used,
@@ -36,12 +38,17 @@ use serde_json::json;
 const BATCH: u64 = 20_000;
 
 fn sink(dir: &std::path::Path, name: &str, fsync: FsyncPolicy) -> FileSink {
+    sink_with(dir, name, fsync, true)
+}
+
+fn sink_with(dir: &std::path::Path, name: &str, fsync: FsyncPolicy, from_caller: bool) -> FileSink {
     FileSink::open(
         FileSinkConfig::new(dir.join(name))
             .fsync(fsync)
             .queue_capacity(8192)
             .checkpoint_every(Some(10_000))
-            .signing_key(generate_signing_key().unwrap()),
+            .signing_key(generate_signing_key().unwrap())
+            .write_from_caller(from_caller),
     )
     .unwrap()
 }
@@ -76,15 +83,19 @@ fn throughput(c: &mut Criterion) {
         .sample_size(10)
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(8));
-    for (name, policy) in [
+    for (name, policy, from_caller) in [
         (
             "group_commit_5ms",
             FsyncPolicy::GroupCommit(Duration::from_millis(5)),
+            true,
         ),
-        ("fsync_always", FsyncPolicy::Always),
-        ("os_buffered", FsyncPolicy::OsBuffered),
+        ("fsync_always", FsyncPolicy::Always, true),
+        ("os_buffered", FsyncPolicy::OsBuffered, true),
+        // One producer pipelining into an idle `os` log writes most records itself, one
+        // `write(2)` each; through the writer thread they are batched.
+        ("os_buffered_via_writer", FsyncPolicy::OsBuffered, false),
     ] {
-        let s = sink(dir.path(), name, policy);
+        let s = sink_with(dir.path(), name, policy, from_caller);
         g.bench_function(name, |b| {
             b.iter_custom(|iters| {
                 let start = Instant::now();
@@ -162,9 +173,31 @@ fn latency(c: &mut Criterion) {
             "chained_file_dev_null",
             Arc::new(FileSink::open(FileSinkConfig::new("/dev/null").rotate_at(None)).unwrap()),
         ),
+        // The same two sinks with every record handed to the writer thread: the behaviour
+        // before callers wrote an idle log themselves, measured in the same run.
+        (
+            "chained_file_dev_null_via_writer",
+            Arc::new(
+                FileSink::open(
+                    FileSinkConfig::new("/dev/null")
+                        .rotate_at(None)
+                        .write_from_caller(false),
+                )
+                .unwrap(),
+            ),
+        ),
         (
             "chained_file_os_buffered",
             Arc::new(sink(dir.path(), "os.jsonl", FsyncPolicy::OsBuffered)),
+        ),
+        (
+            "chained_file_os_buffered_via_writer",
+            Arc::new(sink_with(
+                dir.path(),
+                "os_via_writer.jsonl",
+                FsyncPolicy::OsBuffered,
+                false,
+            )),
         ),
         (
             "chained_file_fsync_always",

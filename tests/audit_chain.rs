@@ -752,6 +752,214 @@ async fn a_sink_that_cannot_write_fails_every_record_and_alerts() {
     assert!(count.load(Ordering::Relaxed) >= 3);
 }
 
+/// The `seq` of each record line whose `detail` starts with `prefix`, in file order.
+fn seqs_with_detail(files: &[PathBuf], prefix: &str) -> Vec<(String, u64)> {
+    let mut out = Vec::new();
+    for f in files {
+        for l in lines(f) {
+            let v: Value = serde_json::from_str(&l).unwrap();
+            if let Some(d) = v["detail"].as_str()
+                && d.starts_with(prefix)
+            {
+                out.push((d.to_owned(), v["seq"].as_u64().unwrap()));
+            }
+        }
+    }
+    out
+}
+
+fn log_files(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| !p.to_string_lossy().ends_with(".checkpoints"))
+        .collect()
+}
+
+/// With `fsync = "os"` an idle log is written by the caller itself: the record is in the file
+/// when `submit` returns, before its receipt is awaited, and the receipt is already resolved.
+#[tokio::test]
+async fn an_idle_log_is_written_by_the_caller_before_submit_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let sink = FileSink::open(FileSinkConfig::new(&path).fsync(FsyncPolicy::OsBuffered)).unwrap();
+    for i in 0..3u64 {
+        let d = format!("idle {i}");
+        let e = AuditEvent::system(
+            EventType::ToolInvocation,
+            "tools/call",
+            &CorrelationId::None,
+        )
+        .with_detail(&d);
+        let receipt = sink.submit(&e).await.unwrap();
+        // Not awaited yet: only a caller write puts it in the file this early.
+        assert_eq!(lines(&path).len() as u64, i + 1);
+        assert_eq!(receipt.await.unwrap(), i);
+    }
+    // Through the writer thread instead, the chain simply goes on.
+    let queued = FileSink::open(
+        FileSinkConfig::new(dir.path().join("queued.jsonl"))
+            .fsync(FsyncPolicy::OsBuffered)
+            .write_from_caller(false),
+    )
+    .unwrap();
+    let e = AuditEvent::system(
+        EventType::ToolInvocation,
+        "tools/call",
+        &CorrelationId::None,
+    );
+    assert_eq!(queued.submit(&e).await.unwrap().await.unwrap(), 0);
+    drop((sink, queued));
+    let r = verify_files(&[path], None, None).unwrap();
+    assert!(r.is_intact(), "{:?}", r.problem);
+    assert_eq!(r.events, 3);
+}
+
+/// Callers writing for themselves and the writer thread writing queued batches (pipelined
+/// submits, back-pressure from a small queue, checkpoints by count, rotation) produce one
+/// chain with every record exactly once, and one task's pipelined records in the order it
+/// submitted them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn caller_writes_and_queued_batches_form_one_ordered_chain() {
+    for from_caller in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let k = key();
+        let sink = Arc::new(
+            FileSink::open(
+                FileSinkConfig::new(&path)
+                    .fsync(FsyncPolicy::OsBuffered)
+                    .queue_capacity(16)
+                    .rotate_at(Some(64 * 1024))
+                    .checkpoint_every(Some(97))
+                    .signing_key(k.clone())
+                    .write_from_caller(from_caller),
+            )
+            .unwrap(),
+        );
+        let mut tasks = Vec::new();
+        for t in 0..6u32 {
+            let sink = sink.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut inflight = VecDeque::new();
+                for i in 0..1500u32 {
+                    let d = format!("mix {t}:{i:05}");
+                    let e = AuditEvent::system(
+                        EventType::ToolInvocation,
+                        "tools/call",
+                        &CorrelationId::None,
+                    )
+                    .with_detail(&d);
+                    if t % 2 == 0 {
+                        // One record at a time, as the layer does: mostly written by the caller
+                        // when the others leave the log idle.
+                        sink.record(&e).await.unwrap();
+                    } else {
+                        inflight.push_back(sink.submit(&e).await.unwrap());
+                        if inflight.len() >= 32 {
+                            inflight.pop_front().unwrap().await.unwrap();
+                        }
+                    }
+                    if i % 100 == 0 {
+                        tokio::task::yield_now().await;
+                    }
+                }
+                for r in inflight {
+                    r.await.unwrap();
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        sink.close().await.unwrap();
+        drop(sink);
+        let files = log_files(dir.path());
+        assert!(files.len() > 1, "the log should have rotated: {files:?}");
+        let r = verify_files(&files, Some(&k.verifying_key()), None).unwrap();
+        assert!(r.is_intact(), "from_caller {from_caller}: {:?}", r.problem);
+        assert_eq!(r.events, 9000);
+        assert_eq!(r.unsigned_tail, 0);
+        let mut records = seqs_with_detail(&files, "mix ");
+        assert_eq!(records.len(), 9000);
+        records.sort_by_key(|(_, seq)| *seq);
+        let unique: HashSet<&str> = records.iter().map(|(d, _)| d.as_str()).collect();
+        assert_eq!(unique.len(), 9000, "a record was written twice");
+        // Each task's records appear in the order it submitted them.
+        for t in 0..6u32 {
+            let mine: Vec<&str> = records
+                .iter()
+                .map(|(d, _)| d.as_str())
+                .filter(|d| d.starts_with(&format!("mix {t}:")))
+                .collect();
+            let mut sorted = mine.clone();
+            sorted.sort_unstable();
+            assert_eq!(mine, sorted, "task {t}'s records out of order");
+        }
+    }
+}
+
+/// A checkpoint due by time is written while the log sits idle after records the callers
+/// wrote themselves: the writer thread learns of the new deadline.
+#[tokio::test]
+async fn a_checkpoint_by_time_follows_caller_writes_on_an_idle_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let k = key();
+    let sink = FileSink::open(
+        FileSinkConfig::new(&path)
+            .fsync(FsyncPolicy::OsBuffered)
+            .checkpoint_every(None)
+            .checkpoint_interval(Some(Duration::from_millis(150)))
+            .signing_key(k.clone()),
+    )
+    .unwrap();
+    for _ in 0..3 {
+        let e = AuditEvent::system(EventType::Authorization, "x", &CorrelationId::None);
+        sink.submit(&e).await.unwrap().await.unwrap();
+    }
+    assert_eq!(
+        lines(&path).len(),
+        3,
+        "written by the callers, no checkpoint yet"
+    );
+    let mut waited = Duration::ZERO;
+    while lines(&path).len() < 4 && waited < Duration::from_secs(5) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        waited += Duration::from_millis(50);
+    }
+    let r = verify(&path, &k);
+    assert!(r.is_intact(), "{:?}", r.problem);
+    assert_eq!(
+        (r.events, r.checkpoints, r.unsigned_tail),
+        (3, 1, 0),
+        "no checkpoint after {waited:?}"
+    );
+    drop(sink);
+}
+
+/// After `close`, a record is refused on the caller's path as on the writer's.
+#[tokio::test]
+async fn a_closed_sink_refuses_caller_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let sink = FileSink::open(FileSinkConfig::new(&path).fsync(FsyncPolicy::OsBuffered)).unwrap();
+    let e = AuditEvent::system(EventType::Authorization, "x", &CorrelationId::None);
+    sink.record(&e).await.unwrap();
+    sink.close().await.unwrap();
+    assert!(matches!(
+        sink.record(&e).await,
+        Err(mcp_security::audit::AuditError::Closed)
+    ));
+    assert!(matches!(
+        sink.submit(&e).await,
+        Err(mcp_security::audit::AuditError::Closed)
+    ));
+    drop(sink);
+    let r = verify_files(&[path], None, None).unwrap();
+    assert_eq!(r.events, 1);
+}
+
 mod properties {
     use super::*;
     use proptest::prelude::*;
