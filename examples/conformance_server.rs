@@ -603,6 +603,10 @@ async fn unwrapped() -> Result<(), Box<dyn Error>> {
         "listening on http://{}/mcp (unwrapped)",
         listener.local_addr()?
     );
+    // TCP_NODELAY: see examples/support/http.rs.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, app)
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;

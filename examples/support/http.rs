@@ -88,6 +88,11 @@ where
         axum::Router::new().fallback_service(HttpSecurityLayer::new(config, layer).layer(mcp));
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     let local = listener.local_addr()?;
+    // Without TCP_NODELAY the last small write of each SSE response waits for the client's
+    // delayed ACK: about 40 ms per call.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     println!("listening on http://{local}{path}");
     axum::serve(
         listener,
