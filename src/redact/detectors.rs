@@ -235,16 +235,22 @@ impl Detector {
                     .map(|end| (m.start, m.start + end))
             }
             Detector::UsSsn => {
-                let d: Vec<u32> = candidate
-                    .bytes()
-                    .filter(u8::is_ascii_digit)
-                    .map(|b| u32::from(b - b'0'))
-                    .collect();
-                let seps: Vec<char> = candidate.chars().filter(|c| !c.is_ascii_digit()).collect();
-                let area = d.get(..3)?.iter().fold(0, |a, x| a * 10 + x);
-                let group = d.get(3..5)?.iter().fold(0, |a, x| a * 10 + x);
-                let serial = d.get(5..9)?.iter().fold(0, |a, x| a * 10 + x);
-                let consistent = seps.first() == seps.get(1);
+                let mut d = [0u32; 9];
+                let mut n = 0;
+                for x in candidate.bytes().filter(u8::is_ascii_digit) {
+                    if let Some(slot) = d.get_mut(n) {
+                        *slot = u32::from(x - b'0');
+                    }
+                    n += 1;
+                }
+                if n < 9 {
+                    return None;
+                }
+                let mut seps = candidate.chars().filter(|c| !c.is_ascii_digit());
+                let consistent = seps.next() == seps.next();
+                let area = d[0] * 100 + d[1] * 10 + d[2];
+                let group = d[3] * 10 + d[4];
+                let serial = d[5] * 1000 + d[6] * 100 + d[7] * 10 + d[8];
                 let issued = area != 0 && area != 666 && area < 900 && group != 0 && serial != 0;
                 (consistent && issued).then_some((m.start, m.end))
             }
@@ -308,14 +314,9 @@ impl Detector {
                 }
                 // "section 3.2.1.4", "version 1.2.3.4": numbering, not an address.
                 let preceding = text.get(..m.start).unwrap_or_default().trim_end();
-                let word: String = preceding
-                    .chars()
-                    .rev()
-                    .take_while(char::is_ascii_alphabetic)
-                    .collect::<Vec<_>>()
-                    .into_iter()
-                    .rev()
-                    .collect();
+                let word = &preceding[preceding
+                    .trim_end_matches(|c: char| c.is_ascii_alphabetic())
+                    .len()..];
                 if [
                     "section", "version", "release", "chapter", "rfc", "step", "figure", "table",
                 ]
@@ -401,15 +402,18 @@ pub(crate) fn luhn_valid(s: &str) -> bool {
 
 /// A card number: a known brand's prefix and length, and Luhn.
 fn card_valid(s: &str) -> bool {
-    let digits: String = s.chars().filter(char::is_ascii_digit).collect();
-    let n = digits.len();
+    let digits = || s.bytes().filter(u8::is_ascii_digit);
+    let n = digits().count();
+    // The first `k` digits as a number: the brand's prefix.
     let p = |k: usize| {
-        digits
-            .get(..k)
-            .and_then(|x| x.parse::<u32>().ok())
-            .unwrap_or(0)
+        if n < k {
+            return 0;
+        }
+        digits()
+            .take(k)
+            .fold(0u32, |a, d| a * 10 + u32::from(d - b'0'))
     };
-    let brand = match digits.as_bytes().first() {
+    let brand = match digits().next() {
         Some(b'4') => matches!(n, 13 | 16 | 19),
         Some(b'5') => (51..=55).contains(&p(2)) && n == 16,
         Some(b'2') => (2221..=2720).contains(&p(4)) && n == 16,
@@ -424,7 +428,7 @@ fn card_valid(s: &str) -> bool {
         }
         _ => false,
     };
-    brand && luhn_valid(&digits)
+    brand && luhn_valid(s)
 }
 
 /// IBAN lengths by country (ISO 13616 registry).
@@ -509,27 +513,28 @@ const IBAN_LENGTHS: &[(&str, usize)] = &[
 ];
 
 fn iban_valid(s: &str) -> bool {
-    let compact: String = s.chars().filter(|c| !c.is_whitespace()).collect();
-    let Some(country) = compact.get(..2) else {
+    // Anything but ASCII fails the checksum below (as 0).
+    let compact = s
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .map(|c| u8::try_from(c).unwrap_or(0));
+    let mut bytes = compact.clone();
+    let (Some(c0), Some(c1)) = (bytes.next(), bytes.next()) else {
         return false;
     };
-    let Some(&(_, len)) = IBAN_LENGTHS.iter().find(|(c, _)| *c == country) else {
+    let Some(&(_, len)) = IBAN_LENGTHS.iter().find(|(c, _)| c.as_bytes() == [c0, c1]) else {
         return false;
     };
-    if compact.len() != len {
+    if compact.clone().count() != len {
         return false;
     }
     // Move the first four characters to the end, letters to numbers, mod 97 must be 1.
-    let rearranged = compact
-        .get(4..)
-        .unwrap_or_default()
-        .chars()
-        .chain(compact.get(..4).unwrap_or_default().chars());
+    let rearranged = compact.clone().skip(4).chain(compact.take(4));
     let mut rem: u32 = 0;
     for c in rearranged {
         let v = match c {
-            '0'..='9' => c as u32 - '0' as u32,
-            'A'..='Z' => c as u32 - 'A' as u32 + 10,
+            b'0'..=b'9' => u32::from(c - b'0'),
+            b'A'..=b'Z' => u32::from(c - b'A') + 10,
             _ => return false,
         };
         rem = if v >= 10 {

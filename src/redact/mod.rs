@@ -17,6 +17,7 @@
 mod classify;
 mod detectors;
 mod patterns;
+mod scan;
 
 pub use classify::{Classification, Classifier, Level};
 pub use detectors::{Category, Detector};

@@ -1,7 +1,7 @@
 //! The pattern engine: every detector in one automaton, one pass, validators on candidates.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use hmac::{Hmac, Mac};
 use regex_automata::meta::Regex;
@@ -9,6 +9,7 @@ use regex_automata::{Anchored, Input, PatternID};
 use sha2::Sha256;
 
 use super::detectors::{Category, Detector};
+use super::scan::{Pattern, Scanner};
 use super::{Redacted, RedactionReport, Redactor};
 
 /// How a found value is replaced.
@@ -122,17 +123,23 @@ pub struct RedactorBuildError;
 
 /// Finds sensitive values with every enabled detector in a single pass, and replaces them.
 ///
-/// All patterns are compiled into one automaton (regex-automata's multi-pattern meta regex, with
-/// its literal prefilters) when the redactor is built. A candidate is confirmed by its
-/// detector's validator (Luhn and the brand for cards, mod-97 for IBANs, issue rules for SSNs,
-/// entropy for generic secrets ...); when it is not, the scan resumes one character on, so a
-/// value hidden behind a failing prefix is still found. Matches never overlap: the scan moves
-/// past each finding. Text without findings is returned unchanged (`None`), and redaction is
-/// idempotent: replacements match no detector.
+/// The scan moves forward once through the text, jumping between the places a value can start:
+/// the literal prefixes of the secret formats (one multi-pattern automaton with a literal
+/// prefilter), each `@`, `:` and `=`, and the starts of digit runs, where cards, SSNs, phones,
+/// addresses and IBANs are checked by their shape. A candidate is confirmed by its detector's
+/// validator (Luhn and the brand for cards, mod-97 for IBANs, issue rules for SSNs, entropy for
+/// generic secrets ...); when it is not, the scan resumes one character on, so a value hidden
+/// behind a failing prefix is still found. Where several detectors match at one position, the
+/// first in [`Detector::ALL`] order (custom ones after) that is confirmed wins. Matches never
+/// overlap: the scan moves past each finding. Text without findings is returned unchanged
+/// (`None`), and redaction is idempotent: replacements match no detector.
 #[derive(Debug, Clone)]
 pub struct PatternRedactor {
     specs: Vec<Spec>,
-    any: Option<Regex>,
+    scanner: Scanner,
+    /// Every pattern, for the one-automaton reference engine, built on first use.
+    patterns: Arc<[String]>,
+    one_automaton: OnceLock<Option<Regex>>,
     style: RedactionStyle,
 }
 
@@ -157,9 +164,14 @@ impl PatternRedactor {
         style: RedactionStyle,
     ) -> Result<Self, RedactorBuildError> {
         let wanted: Vec<Detector> = detectors.into_iter().collect();
+        let builtin: Vec<Detector> = Detector::ALL
+            .into_iter()
+            .filter(|d| wanted.contains(d))
+            .collect();
+        let custom: Vec<CustomDetector> = custom.into_iter().collect();
         let mut specs = Vec::new();
         let mut patterns: Vec<String> = Vec::new();
-        for d in Detector::ALL.into_iter().filter(|d| wanted.contains(d)) {
+        for &d in &builtin {
             specs.push(Spec {
                 entity: d.entity().into(),
                 category: d.category(),
@@ -167,20 +179,27 @@ impl PatternRedactor {
             });
             patterns.push(d.pattern().to_owned());
         }
-        for c in custom {
+        for c in &custom {
             specs.push(Spec {
-                entity: c.entity,
+                entity: c.entity.clone(),
                 category: c.category,
-                kind: Kind::Custom(c.validator),
+                kind: Kind::Custom(c.validator.clone()),
             });
-            patterns.push(c.pattern);
+            patterns.push(c.pattern.clone());
         }
-        let any = if patterns.is_empty() {
-            None
-        } else {
-            Some(Regex::new_many(&patterns).map_err(|_| RedactorBuildError)?)
-        };
-        Ok(PatternRedactor { specs, any, style })
+        let sources: Vec<Pattern<'_>> = builtin
+            .iter()
+            .map(|&d| Pattern::Builtin(d))
+            .chain(custom.iter().map(|c| Pattern::Custom(&c.pattern)))
+            .collect();
+        let scanner = Scanner::new(&sources).ok_or(RedactorBuildError)?;
+        Ok(PatternRedactor {
+            specs,
+            scanner,
+            patterns: patterns.into(),
+            one_automaton: OnceLock::new(),
+            style,
+        })
     }
 
     /// The entity types this redactor finds, in the order it tries them.
@@ -220,8 +239,37 @@ impl PatternRedactor {
 
     /// Every value found in `text`, in order, not overlapping.
     pub fn scan(&self, text: &str) -> Vec<Finding> {
+        self.scanner
+            .scan(text, |i, m| {
+                self.specs
+                    .get(i)
+                    .and_then(|spec| Self::confirm(spec, text, m))
+            })
+            .into_iter()
+            .filter_map(|(i, start, end)| {
+                let spec = self.specs.get(i)?;
+                Some(Finding {
+                    entity: spec.entity.clone(),
+                    category: spec.category,
+                    start,
+                    end,
+                })
+            })
+            .collect()
+    }
+
+    /// The findings of [`scan`](Self::scan), found the slow, plain way: every pattern in one
+    /// automaton (regex-automata's multi-pattern meta regex), searched again from each
+    /// candidate. This was the first engine; it is kept as the reference the scanner is tested
+    /// against and measured beside, and is not meant for production use. For a redactor with
+    /// one detector, it is exactly that detector's regex and validator.
+    #[doc(hidden)]
+    pub fn scan_one_automaton(&self, text: &str) -> Vec<Finding> {
         let mut out = Vec::new();
-        let Some(any) = &self.any else { return out };
+        let any = self
+            .one_automaton
+            .get_or_init(|| Regex::new_many(&self.patterns).ok());
+        let Some(any) = any else { return out };
         let mut at = 0;
         let mut last_end = 0;
         while at < text.len() {
