@@ -51,6 +51,17 @@ impl RedactionReport {
         self.categories.insert(category);
     }
 
+    /// Counts `n` findings of `entity` in `category`.
+    pub(crate) fn add_findings(&mut self, entity: &Arc<str>, category: Category, n: u32) {
+        match self.counts.get_mut(entity) {
+            Some(c) => *c += n,
+            None => {
+                self.counts.insert(entity.clone(), n);
+            }
+        }
+        self.categories.insert(category);
+    }
+
     /// Adds another report's counts to this one.
     pub fn merge(&mut self, other: &RedactionReport) {
         for (k, n) in &other.counts {

@@ -239,23 +239,33 @@ impl PatternRedactor {
 
     /// Every value found in `text`, in order, not overlapping.
     pub fn scan(&self, text: &str) -> Vec<Finding> {
-        self.scanner
-            .scan(text, |i, m| {
-                self.specs
-                    .get(i)
-                    .and_then(|spec| Self::confirm(spec, text, m))
-            })
-            .into_iter()
-            .filter_map(|(i, start, end)| {
-                let spec = self.specs.get(i)?;
-                Some(Finding {
-                    entity: spec.entity.clone(),
-                    category: spec.category,
-                    start,
-                    end,
-                })
-            })
-            .collect()
+        let mut out = Vec::new();
+        self.scanner.scan(
+            text,
+            |i, m| self.confirm_spec(i, text, m),
+            |i, start, end| {
+                if let Some(spec) = self.specs.get(i) {
+                    out.push(Finding {
+                        entity: spec.entity.clone(),
+                        category: spec.category,
+                        start,
+                        end,
+                    });
+                }
+            },
+        );
+        out
+    }
+
+    fn confirm_spec(
+        &self,
+        i: usize,
+        text: &str,
+        m: std::ops::Range<usize>,
+    ) -> Option<(usize, usize)> {
+        self.specs
+            .get(i)
+            .and_then(|spec| Self::confirm(spec, text, m))
     }
 
     /// The findings of [`scan`](Self::scan), found the slow, plain way: every pattern in one
@@ -361,24 +371,42 @@ impl PatternRedactor {
 
 impl Redactor for PatternRedactor {
     fn redact_text(&self, text: &str) -> Option<Redacted> {
-        let findings = self.scan(text);
-        if findings.is_empty() {
+        // Replaced as found; counted per detector and reported once per detector at the end.
+        let mut buf = String::new();
+        let mut counts = vec![0u32; self.specs.len()];
+        let mut last = 0;
+        self.scanner.scan(
+            text,
+            |i, m| self.confirm_spec(i, text, m),
+            |i, start, end| {
+                let Some(spec) = self.specs.get(i) else {
+                    return;
+                };
+                if buf.capacity() == 0 {
+                    buf.reserve(text.len());
+                }
+                buf.push_str(text.get(last..start).unwrap_or_default());
+                self.replacement(
+                    &spec.entity,
+                    text.get(start..end).unwrap_or_default(),
+                    &mut buf,
+                );
+                if let Some(n) = counts.get_mut(i) {
+                    *n += 1;
+                }
+                last = end;
+            },
+        );
+        if counts.iter().all(|&n| n == 0) {
             return None;
         }
-        let mut buf = String::with_capacity(text.len());
-        let mut report = RedactionReport::default();
-        let mut last = 0;
-        for f in &findings {
-            buf.push_str(text.get(last..f.start).unwrap_or_default());
-            self.replacement(
-                &f.entity,
-                text.get(f.start..f.end).unwrap_or_default(),
-                &mut buf,
-            );
-            report.add_finding(&f.entity, f.category);
-            last = f.end;
-        }
         buf.push_str(text.get(last..).unwrap_or_default());
+        let mut report = RedactionReport::default();
+        for (spec, &n) in self.specs.iter().zip(&counts) {
+            if n > 0 {
+                report.add_findings(&spec.entity, spec.category, n);
+            }
+        }
         Some(Redacted::new(buf, report))
     }
 }
@@ -487,6 +515,64 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    /// Values at the far end of what each pattern allows around its trigger (the `@`, the `:`
+    /// or `=`, the passport number's digits): the scanner's windows must reach them.
+    #[test]
+    fn scanner_windows_reach_as_far_as_the_patterns() {
+        let all = PatternRedactor::new(Detector::ALL).unwrap_or_else(|e| unreachable!("{e}"));
+        let wide = "\u{1F600}";
+        let cases = [
+            // Passport: the label with a long s, 12 four-byte separators, `number.`, 4 more.
+            (
+                format!(
+                    "pa\u{17f}\u{17f}port{}number.{}X12345678 ok",
+                    wide.repeat(12),
+                    wide.repeat(4)
+                ),
+                "US_PASSPORT",
+            ),
+            (
+                format!("PASSPORT{}123456789", " ".repeat(12)),
+                "US_PASSPORT",
+            ),
+            // AWS: 24 label characters each side of `secret`, spaces and quotes around `=`.
+            (
+                format!(
+                    "Aw\u{17f}{}\u{17f}ecret{} \"'  = \"wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\"",
+                    "_".repeat(24),
+                    "-".repeat(24)
+                ),
+                "AWS_SECRET_KEY",
+            ),
+            // Generic: the longest keyword with a long s, 16 label characters, a quote and many
+            // spaces before the operator; and a keyword with a Kelvin sign.
+            (
+                format!(
+                    "cliEnt-\u{17f}ecret{}'{}:  X7dK29LmQp4vR8sT2wY6zA1b",
+                    "a".repeat(16),
+                    " ".repeat(40)
+                ),
+                "GENERIC_API_KEY",
+            ),
+            (
+                "ACCESS_\u{212a}EY=X7dK29LmQp4vR8sT2wY6zA1b".to_owned(),
+                "GENERIC_API_KEY",
+            ),
+            // E-mail: a 64-character local part of two-byte characters.
+            (format!("{}@example.com", "\u{e9}".repeat(64)), "EMAIL"),
+            // IPv6: four hex digits before the first colon.
+            ("abcd:ef01::1".to_owned(), "IP_ADDRESS"),
+        ];
+        for (text, entity) in &cases {
+            let fast = all.scan(text);
+            assert_eq!(fast, all.scan_one_automaton(text), "{text:?}");
+            assert!(
+                fast.iter().any(|f| &*f.entity == *entity),
+                "{entity} not found in {text:?}: {fast:?}"
+            );
+        }
     }
 
     #[test]

@@ -5,13 +5,14 @@
 //! addresses, IBANs, e-mail local parts, `api_key=` labels) kept it from ever skipping text. This
 //! scanner finds the same matches from cheaper signals, each a *source* of candidate starts:
 //!
-//! - the literal-led detectors (`-----BEGIN`, `eyJ`, `ghp_`, `AKIA`, `passport` ...) stay in one
-//!   multi-pattern automaton, whose literal prefilter skips to the next prefix;
+//! - the detectors with a case-sensitive literal prefix (`-----BEGIN`, `eyJ`, `ghp_`, `AKIA`
+//!   ...) stay in one multi-pattern automaton, whose literal prefilter skips to the next prefix;
 //! - e-mail addresses from each `@` (SIMD `memchr`), walking back over the local part;
-//! - generic `api_key = value` assignments from each `:` or `=` followed by a long value;
+//! - `api_key = value` and `aws_secret_access_key = value` assignments from each `:` or `=`
+//!   followed by a long enough value;
 //! - IPv6 addresses from each `:`;
-//! - cards, SSNs, phones, IPv4 addresses and IBANs from the starts of digit runs, found eight
-//!   bytes at a time, with hand-written checks of each pattern's shape at the run;
+//! - cards, SSNs, phones, IPv4 addresses, IBANs and passport numbers from the starts of digit
+//!   runs, found eight bytes at a time, with hand-written checks of each pattern's shape;
 //! - custom detectors in their own automaton.
 //!
 //! Every source reports a superset of the positions where its detectors can match *and* be
@@ -38,8 +39,10 @@ enum How {
     Literal(usize),
     /// Pattern `local` of the custom detectors' automaton.
     Custom(usize),
+    /// Pattern `local` of the assignment automaton (AWS secret keys, generic secrets).
+    Assignment(usize),
     Email,
-    Assignment,
+    Passport,
     Iban,
     Card,
     Ssn,
@@ -56,9 +59,10 @@ pub(super) enum Pattern<'a> {
     Custom(&'a str),
 }
 
-/// The built-in detectors that start at a digit run (or just before one).
+/// The built-in detectors found from digit runs.
 #[derive(Debug, Clone, Copy, Default)]
 struct DigitLed {
+    passport: bool,
     iban: bool,
     card: bool,
     ssn: bool,
@@ -68,8 +72,15 @@ struct DigitLed {
 
 impl DigitLed {
     fn any(self) -> bool {
-        self.iban || self.card || self.ssn || self.phone || self.ip
+        self.passport || self.iban || self.card || self.ssn || self.phone || self.ip
     }
+}
+
+/// The assignment detectors wanted.
+#[derive(Debug, Clone, Copy, Default)]
+struct Assignments {
+    aws: bool,
+    generic: bool,
 }
 
 /// The candidate sources and exact matchers for a list of detectors.
@@ -79,8 +90,10 @@ pub(super) struct Scanner {
     how: Vec<How>,
     literal: Option<Regex>,
     custom: Option<Regex>,
-    email: Option<Regex>,
     assignment: Option<Regex>,
+    assignments: Assignments,
+    email: Option<Regex>,
+    passport: Option<Regex>,
     iban: Option<Regex>,
     phone: Option<Regex>,
     ip: Option<Regex>,
@@ -96,12 +109,15 @@ impl Scanner {
         let mut how = Vec::with_capacity(specs.len());
         let mut literal = Vec::new();
         let mut custom = Vec::new();
+        let mut assignment = Vec::new();
         let mut s = Scanner {
             how: Vec::new(),
             literal: None,
             custom: None,
-            email: None,
             assignment: None,
+            assignments: Assignments::default(),
+            email: None,
+            passport: None,
             iban: None,
             phone: None,
             ip: None,
@@ -114,13 +130,23 @@ impl Scanner {
                     custom.push(p);
                     How::Custom(custom.len() - 1)
                 }
+                Pattern::Builtin(d @ (Detector::AwsSecretKey | Detector::GenericApiKey)) => {
+                    if d == Detector::AwsSecretKey {
+                        s.assignments.aws = true;
+                    } else {
+                        s.assignments.generic = true;
+                    }
+                    assignment.push(d.pattern());
+                    How::Assignment(assignment.len() - 1)
+                }
                 Pattern::Builtin(d @ Detector::Email) => {
                     s.email = Some(single(d)?);
                     How::Email
                 }
-                Pattern::Builtin(d @ Detector::GenericApiKey) => {
-                    s.assignment = Some(single(d)?);
-                    How::Assignment
+                Pattern::Builtin(d @ Detector::UsPassport) => {
+                    s.passport = Some(single(d)?);
+                    s.digit_led.passport = true;
+                    How::Passport
                 }
                 Pattern::Builtin(d @ Detector::Iban) => {
                     s.iban = Some(single(d)?);
@@ -151,26 +177,30 @@ impl Scanner {
                 }
             });
         }
-        if !literal.is_empty() {
-            s.literal = Some(Regex::new_many(&literal).ok()?);
-        }
-        if !custom.is_empty() {
-            s.custom = Some(Regex::new_many(&custom).ok()?);
-        }
+        let many = |p: &[&str]| {
+            if p.is_empty() {
+                Some(None)
+            } else {
+                Regex::new_many(p).ok().map(Some)
+            }
+        };
+        s.literal = many(&literal)?;
+        s.custom = many(&custom)?;
+        s.assignment = many(&assignment)?;
         s.how = how;
         Some(s)
     }
 
-    /// Every confirmed value in `text`, in order and not overlapping, as (detector index, start,
-    /// end). `confirm(i, range)` is detector `i`'s validator on a match of its pattern: the
-    /// value's span, or `None` when the match is not a finding.
+    /// Finds every confirmed value in `text`, in order and not overlapping, and hands each to
+    /// `found(detector index, start, end)`. `confirm(i, range)` is detector `i`'s validator on a
+    /// match of its pattern: the value's span, or `None` when the match is not a finding.
     pub(super) fn scan(
         &self,
         text: &str,
         mut confirm: impl FnMut(usize, Range<usize>) -> Option<(usize, usize)>,
-    ) -> Vec<(usize, usize, usize)> {
+        mut found: impl FnMut(usize, usize, usize),
+    ) {
         let b = text.as_bytes();
-        let mut out = Vec::new();
         let mut cursor = Cursors::new(self);
         let mut at = 0;
         let mut last_end = 0;
@@ -188,10 +218,11 @@ impl Scanner {
                     How::Custom(local) => {
                         group_at(self.custom.as_ref(), cursor.custom, text, s, local)
                     }
-                    How::Email if cursor.email == s => anchored(self.email.as_ref(), text, s),
-                    How::Assignment if cursor.assignment == s => {
-                        anchored(self.assignment.as_ref(), text, s)
+                    How::Assignment(local) => {
+                        group_at(self.assignment.as_ref(), cursor.assignment, text, s, local)
                     }
+                    How::Email if cursor.email == s => anchored(self.email.as_ref(), text, s),
+                    How::Passport if cursor.digit == s => anchored(self.passport.as_ref(), text, s),
                     How::Iban if cursor.digit == s && iban_start(b, s) => {
                         anchored(self.iban.as_ref(), text, s)
                     }
@@ -219,7 +250,7 @@ impl Scanner {
                     // the previous finding.
                     let start = start.max(last_end);
                     if end > start {
-                        out.push((i, start, end));
+                        found(i, start, end);
                         last_end = end;
                     }
                     at = end.max(s + 1);
@@ -230,7 +261,6 @@ impl Scanner {
                 at += 1;
             }
         }
-        out
     }
 }
 
@@ -242,8 +272,9 @@ struct Cursors {
     literal_done: bool,
     custom: GroupMatch,
     custom_done: bool,
+    assignment: GroupMatch,
+    assignment_done: bool,
     email: usize,
-    assignment: usize,
     digit: usize,
     colon: usize,
     /// Whether the plain sources have been asked once (they start "at 0, unknown").
@@ -258,8 +289,9 @@ impl Cursors {
             literal_done: s.literal.is_none(),
             custom: None,
             custom_done: s.custom.is_none(),
+            assignment: None,
+            assignment_done: s.assignment.is_none(),
             email: on(s.email.is_some()),
-            assignment: on(s.assignment.is_some()),
             digit: on(s.digit_led.any()),
             colon: on(s.ip.is_some()),
             started: false,
@@ -278,14 +310,15 @@ impl Cursors {
             self.custom = leftmost(s.custom.as_ref(), text, at);
             self.custom_done = self.custom.is_none();
         }
+        if !self.assignment_done && self.assignment.is_none_or(|(start, _, _)| start < at) {
+            self.assignment = next_assignment(s.assignment.as_ref(), s.assignments, text, at);
+            self.assignment_done = self.assignment.is_none();
+        }
         if stale(self.email, self.started) {
             self.email = next_email(s.email.as_ref(), text, at);
         }
-        if stale(self.assignment, self.started) {
-            self.assignment = next_assignment(s.assignment.as_ref(), text, at);
-        }
         if stale(self.digit, self.started) {
-            self.digit = next_digit_led(s.digit_led, b, at);
+            self.digit = next_digit_led(s.digit_led, s.passport.as_ref(), text, at);
         }
         if stale(self.colon, self.started) {
             self.colon = next_ipv6(b, at);
@@ -294,8 +327,8 @@ impl Cursors {
         let group = |m: GroupMatch| m.map_or(NONE, |(start, _, _)| start);
         group(self.literal)
             .min(group(self.custom))
+            .min(group(self.assignment))
             .min(self.email)
-            .min(self.assignment)
             .min(self.digit)
             .min(self.colon)
     }
@@ -371,57 +404,109 @@ fn next_email(re: Option<&Regex>, text: &str, at: usize) -> usize {
 }
 
 /// Value characters of `Detector::GenericApiKey`'s pattern.
-fn assignment_value_byte(c: u8) -> bool {
+fn generic_value_byte(c: u8) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.' | b'/' | b'+' | b'=')
 }
 
-/// The first position at or after `at` where a generic `api_key = value` assignment can start.
+/// Value characters of `Detector::AwsSecretKey`'s pattern.
+fn aws_value_byte(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, b'/' | b'+')
+}
+
+/// How far before its operator (past the spaces and quotes next to it) an assignment can
+/// start: `aws`, 24 label characters, `secret` and 24 more (the keywords 4 bytes a character
+/// at most under Unicode case folding), or a generic keyword (13 characters) and 16 label
+/// characters.
+const ASSIGNMENT_REACH: usize = 3 * 4 + 24 + 6 * 4 + 24;
+
+/// The leftmost match at or after `at` of the assignment automaton (AWS secret keys and generic
+/// `api_key = value` secrets, in that order).
 ///
-/// Every such match holds exactly one operator (`:` or `=`; the label cannot contain one),
-/// followed by at least 16 value characters, and starts at most a bounded distance before it:
-/// the keyword (13 characters, 4 bytes each at most under Unicode case folding), 16 label
-/// characters, a quote and the spaces. So each operator with a long enough value gives a short
-/// window to search, and a match in it that starts before the operator is the leftmost one.
-fn next_assignment(re: Option<&Regex>, text: &str, at: usize) -> usize {
-    let Some(re) = re else { return NONE };
+/// Every such match holds exactly one operator, `:` or `=` (no label character is one), with a
+/// value of at least 16 (generic) or exactly 40 (AWS) characters after it, and starts within
+/// [`ASSIGNMENT_REACH`] bytes of it past the spaces and quotes next to it. So each operator
+/// followed by a long enough value gives a short window to search, and a match in it that
+/// starts before the operator is the leftmost one: a match using an earlier operator would
+/// have been found at that operator.
+fn next_assignment(re: Option<&Regex>, want: Assignments, text: &str, at: usize) -> GroupMatch {
+    let re = re?;
     let b = text.as_bytes();
     let mut from = at;
     while let Some(i) = b.get(from..).and_then(|r| memchr::memchr2(b':', b'=', r)) {
         let op = from + i;
         from = op + 1;
-        let mut v = op + 1;
-        while matches!(b.get(v), Some(b' ' | b'\t')) {
-            v += 1;
+        // Generic: `[ \t]*["']?` then 16 value characters or more (200 at most).
+        let mut g = op + 1;
+        while matches!(b.get(g), Some(b' ' | b'\t')) {
+            g += 1;
         }
-        if matches!(b.get(v), Some(b'"' | b'\'')) {
-            v += 1;
+        if matches!(b.get(g), Some(b'"' | b'\'')) {
+            g += 1;
         }
-        if !b
-            .get(v..v + 16)
-            .is_some_and(|value| value.iter().all(|&c| assignment_value_byte(c)))
-        {
+        let generic = want.generic
+            && b.get(g..g + 16)
+                .is_some_and(|v| v.iter().all(|&c| generic_value_byte(c)));
+        // AWS: `[\x22' ]*` then exactly 40 key characters.
+        let mut a = op + 1;
+        while matches!(b.get(a), Some(b' ' | b'"' | b'\'')) {
+            a += 1;
+        }
+        let aws = want.aws
+            && b.get(a..a + 40)
+                .is_some_and(|v| v.iter().all(|&c| aws_value_byte(c)));
+        if !generic && !aws {
             continue;
         }
         let mut w = op;
-        while w > 0 && matches!(b.get(w - 1), Some(b' ' | b'\t')) {
+        while w > 0 && matches!(b.get(w - 1), Some(b' ' | b'\t' | b'"' | b'\'')) {
             w -= 1;
         }
-        let mut w = w.saturating_sub(1 + 16 + 13 * 4).max(at);
+        let mut w = w.saturating_sub(ASSIGNMENT_REACH).max(at);
         while !text.is_char_boundary(w) {
             w += 1;
         }
         if w >= op {
             continue;
         }
-        // The value is at most 200 characters: the window holds every match using `op` whole.
-        let limit = (v + 200).min(b.len());
+        // The window holds every match using `op` whole, so it ends them where the whole text
+        // would.
+        let limit = (g + 200).max(a + 40).min(b.len());
         if let Some(m) = re.search(&Input::new(text).range(w..limit))
             && m.start() < op
         {
-            return m.start();
+            return Some((m.start(), m.end(), m.pattern().as_usize()));
         }
     }
-    NONE
+    None
+}
+
+/// How far before the digits of its number a passport match can start: `passport` (8
+/// characters, 4 bytes each at most under case folding), 12 separators (4 bytes each), `number`,
+/// a dot, 4 more separators and the number's first character.
+const PASSPORT_REACH: usize = 8 * 4 + 12 * 4 + 6 + 1 + 4 * 4 + 1;
+
+/// The start of a passport match whose number ends the digit run `d..e`, at or after `at`.
+///
+/// The number is `[A-Z0-9][0-9]{8}` and ends at a word boundary, so its digits are a run of
+/// exactly nine, or eight after a capital; the label `passport` ends in `port`, which has no
+/// non-ASCII case variants.
+fn passport_before(re: Option<&Regex>, text: &str, at: usize, d: usize, e: usize) -> Option<usize> {
+    let b = text.as_bytes();
+    let len = e - d;
+    let capital = d > 0 && b.get(d - 1).is_some_and(u8::is_ascii_uppercase);
+    if !(len == 9 || (len == 8 && capital)) {
+        return None;
+    }
+    let mut w = d.saturating_sub(PASSPORT_REACH).max(at);
+    while !text.is_char_boundary(w) {
+        w += 1;
+    }
+    let label = b.get(w..d)?;
+    if !label.windows(4).any(|x| x.eq_ignore_ascii_case(b"port")) {
+        return None;
+    }
+    let m = re?.search(&Input::new(text).range(w..e))?;
+    (m.end() == e).then_some(m.start())
 }
 
 /// A mask with the high bit set in each byte of `w` that is an ASCII digit. Exact per byte:
@@ -466,10 +551,13 @@ fn next_run_start(b: &[u8], from: usize) -> Option<usize> {
 ///
 /// Every card, SSN, phone number, IPv4 address and IBAN holds a digit run whose start is the
 /// value's start (cards, SSNs, US phones, addresses), or one byte after it (`+` and `(`
-/// phones), or two (the IBAN's country letters). A value glued to a letter or digit before it is
-/// never confirmed, so starts inside a run are skipped. Each run is then checked against the
-/// shapes cheaply (its length and the byte after it rule out most) before the exact matcher.
-fn next_digit_led(want: DigitLed, b: &[u8], at: usize) -> usize {
+/// phones), or two (the IBAN's country letters); a passport number ends one, a bounded
+/// distance after its label. A value glued to a letter or digit before it is never confirmed,
+/// so starts inside a run are skipped. Each run is then checked against the shapes cheaply
+/// (its length and the byte after it rule out most) before the exact matcher. Candidates come
+/// out in order: nothing between a passport label and its number is a digit.
+fn next_digit_led(want: DigitLed, passport: Option<&Regex>, text: &str, at: usize) -> usize {
+    let b = text.as_bytes();
     let free = |k: usize| {
         k == 0
             || b.get(k - 1)
@@ -490,6 +578,11 @@ fn next_digit_led(want: DigitLed, b: &[u8], at: usize) -> usize {
         } else {
             b' '
         };
+        if want.passport
+            && let Some(p) = passport_before(passport, text, at, d, e)
+        {
+            return p;
+        }
         if want.iban && d >= at + 2 && len >= 2 && iban_start(b, d - 2) {
             return d - 2;
         }
