@@ -25,7 +25,8 @@
 use std::ops::Range;
 
 use regex_automata::meta::Regex;
-use regex_automata::{Anchored, Input, PatternID};
+use regex_automata::util::prefilter::Prefilter;
+use regex_automata::{Anchored, Input, MatchKind, PatternID, Span};
 
 use super::detectors::Detector;
 
@@ -88,8 +89,8 @@ struct Assignments {
 pub(super) struct Scanner {
     /// One entry per detector, in priority order (the order of the specs it was built from).
     how: Vec<How>,
-    literal: Option<Regex>,
-    custom: Option<Regex>,
+    literal: Option<Group>,
+    custom: Option<Group>,
     assignment: Option<Regex>,
     assignments: Assignments,
     email: Option<Regex>,
@@ -177,16 +178,11 @@ impl Scanner {
                 }
             });
         }
-        let many = |p: &[&str]| {
-            if p.is_empty() {
-                Some(None)
-            } else {
-                Regex::new_many(p).ok().map(Some)
-            }
-        };
-        s.literal = many(&literal)?;
-        s.custom = many(&custom)?;
-        s.assignment = many(&assignment)?;
+        s.literal = Group::new(&literal)?;
+        s.custom = Group::new(&custom)?;
+        if !assignment.is_empty() {
+            s.assignment = Some(Regex::new_many(&assignment).ok()?);
+        }
         s.how = how;
         Some(s)
     }
@@ -209,32 +205,40 @@ impl Scanner {
             if s == NONE {
                 break;
             }
+            // What the digit runs found here, if their candidate is this one.
+            let digit = if cursor.digit.start == s {
+                cursor.digit
+            } else {
+                DigitHit::NONE
+            };
             let mut hit = None;
             for (i, how) in self.how.iter().enumerate() {
                 let end = match *how {
                     How::Literal(local) => {
-                        group_at(self.literal.as_ref(), cursor.literal, text, s, local)
+                        let re = self.literal.as_ref().map(|g| &g.re);
+                        group_at(re, cursor.literal, text, s, local)
                     }
                     How::Custom(local) => {
-                        group_at(self.custom.as_ref(), cursor.custom, text, s, local)
+                        let re = self.custom.as_ref().map(|g| &g.re);
+                        group_at(re, cursor.custom, text, s, local)
                     }
                     How::Assignment(local) => {
                         group_at(self.assignment.as_ref(), cursor.assignment, text, s, local)
                     }
                     How::Email if cursor.email == s => anchored(self.email.as_ref(), text, s),
-                    How::Passport if cursor.digit == s => anchored(self.passport.as_ref(), text, s),
-                    How::Iban if cursor.digit == s && iban_start(b, s) => {
-                        anchored(self.iban.as_ref(), text, s)
-                    }
-                    How::Card if cursor.digit == s => card_at(b, s),
-                    How::Ssn if cursor.digit == s => ssn_at(b, s),
-                    How::Phone if cursor.digit == s => match b.get(s) {
-                        Some(b'+') => anchored(self.phone.as_ref(), text, s),
-                        _ => phone_us_at(b, s),
-                    },
-                    How::Ip if cursor.digit == s || cursor.colon == s => match ipv4_at(b, s) {
+                    How::Passport if digit.passport => anchored(self.passport.as_ref(), text, s),
+                    How::Iban if digit.iban => anchored(self.iban.as_ref(), text, s),
+                    How::Card => digit.card,
+                    How::Ssn => digit.ssn,
+                    How::Phone if digit.phone_plus => anchored(self.phone.as_ref(), text, s),
+                    How::Phone => digit.phone,
+                    How::Ip => match digit.ipv4 {
                         Some(end) => Some(end),
-                        None if ipv6_plausible(b, s) => anchored(self.ip.as_ref(), text, s),
+                        // IPv4 and IPv6 never match at the same start (a dot or a colon
+                        // follows the first digits), and every IPv6 start is a colon candidate.
+                        None if cursor.colon == s && ipv6_plausible(b, s) => {
+                            anchored(self.ip.as_ref(), text, s)
+                        }
                         None => None,
                     },
                     _ => None,
@@ -275,7 +279,7 @@ struct Cursors {
     assignment: GroupMatch,
     assignment_done: bool,
     email: usize,
-    digit: usize,
+    digit: DigitHit,
     colon: usize,
     /// Whether the plain sources have been asked once (they start "at 0, unknown").
     started: bool,
@@ -292,7 +296,7 @@ impl Cursors {
             assignment: None,
             assignment_done: s.assignment.is_none(),
             email: on(s.email.is_some()),
-            digit: on(s.digit_led.any()),
+            digit: DigitHit::at(on(s.digit_led.any()), |_| {}),
             colon: on(s.ip.is_some()),
             started: false,
         }
@@ -303,11 +307,11 @@ impl Cursors {
         let b = text.as_bytes();
         let stale = |c: usize, started: bool| c != NONE && (!started || c < at);
         if !self.literal_done && self.literal.is_none_or(|(start, _, _)| start < at) {
-            self.literal = leftmost(s.literal.as_ref(), text, at);
+            self.literal = s.literal.as_ref().and_then(|g| g.leftmost(text, at));
             self.literal_done = self.literal.is_none();
         }
         if !self.custom_done && self.custom.is_none_or(|(start, _, _)| start < at) {
-            self.custom = leftmost(s.custom.as_ref(), text, at);
+            self.custom = s.custom.as_ref().and_then(|g| g.leftmost(text, at));
             self.custom_done = self.custom.is_none();
         }
         if !self.assignment_done && self.assignment.is_none_or(|(start, _, _)| start < at) {
@@ -317,7 +321,7 @@ impl Cursors {
         if stale(self.email, self.started) {
             self.email = next_email(s.email.as_ref(), text, at);
         }
-        if stale(self.digit, self.started) {
+        if stale(self.digit.start, self.started) {
             self.digit = next_digit_led(s.digit_led, s.passport.as_ref(), text, at);
         }
         if stale(self.colon, self.started) {
@@ -329,14 +333,56 @@ impl Cursors {
             .min(group(self.custom))
             .min(group(self.assignment))
             .min(self.email)
-            .min(self.digit)
+            .min(self.digit.start)
             .min(self.colon)
     }
 }
 
-fn leftmost(re: Option<&Regex>, text: &str, at: usize) -> GroupMatch {
-    let m = re?.search(&Input::new(text).range(at..))?;
-    Some((m.start(), m.end(), m.pattern().as_usize()))
+/// A multi-pattern automaton, and the literals its matches start with when every pattern has
+/// a short set of them.
+#[derive(Debug, Clone)]
+struct Group {
+    re: Regex,
+    starts: Option<Prefilter>,
+}
+
+impl Group {
+    /// `Some(None)` for no patterns, `None` when one does not compile.
+    fn new(patterns: &[&str]) -> Option<Option<Group>> {
+        if patterns.is_empty() {
+            return Some(None);
+        }
+        let re = Regex::new_many(patterns).ok()?;
+        let hirs: Option<Vec<_>> = patterns
+            .iter()
+            .map(|p| regex_automata::util::syntax::parse(p).ok())
+            .collect();
+        let starts = hirs.and_then(|h| Prefilter::from_hirs_prefix(MatchKind::LeftmostFirst, &h));
+        Some(Some(Group { re, starts }))
+    }
+
+    /// The leftmost match at or after `at`: (start, end, pattern).
+    ///
+    /// With start literals, each occurrence is tried with an anchored search, which runs
+    /// forward only; an unanchored search runs back from the match's end to find its start.
+    fn leftmost(&self, text: &str, at: usize) -> GroupMatch {
+        let Some(starts) = &self.starts else {
+            let m = self.re.search(&Input::new(text).range(at..))?;
+            return Some((m.start(), m.end(), m.pattern().as_usize()));
+        };
+        let mut from = at;
+        while from < text.len() {
+            let p = starts
+                .find(text.as_bytes(), Span::from(from..text.len()))?
+                .start;
+            let here = Input::new(text).range(p..).anchored(Anchored::Yes);
+            if let Some(m) = self.re.search(&here) {
+                return Some((m.start(), m.end(), m.pattern().as_usize()));
+            }
+            from = p + 1;
+        }
+        None
+    }
 }
 
 /// Pattern `local` of a multi-pattern automaton at `s`, given the automaton's leftmost match.
@@ -556,13 +602,10 @@ fn next_run_start(b: &[u8], from: usize) -> Option<usize> {
 /// so starts inside a run are skipped. Each run is then checked against the shapes cheaply
 /// (its length and the byte after it rule out most) before the exact matcher. Candidates come
 /// out in order: nothing between a passport label and its number is a digit.
-fn next_digit_led(want: DigitLed, passport: Option<&Regex>, text: &str, at: usize) -> usize {
+fn next_digit_led(want: DigitLed, passport: Option<&Regex>, text: &str, at: usize) -> DigitHit {
     let b = text.as_bytes();
-    let free = |k: usize| {
-        k == 0
-            || b.get(k - 1)
-                .is_some_and(|&c| !c.is_ascii_alphanumeric() && c != b'+')
-    };
+    // Not glued to a letter, digit or `+` before: where a phone number can be confirmed.
+    let free = |c: u8| !c.is_ascii_alphanumeric() && c != b'+';
     let mut i = at;
     while let Some(d) = next_run_start(b, i) {
         let mut e = d + 1;
@@ -573,58 +616,96 @@ fn next_digit_led(want: DigitLed, passport: Option<&Regex>, text: &str, at: usiz
         i = e + 1;
         let len = e - d;
         let next = b.get(e).copied().unwrap_or(0);
-        let prev = if d > 0 {
-            b.get(d - 1).copied().unwrap_or(0)
-        } else {
-            b' '
+        let before = |k: usize| {
+            if k > 0 {
+                b.get(k - 1).copied().unwrap_or(0)
+            } else {
+                b' '
+            }
         };
+        let prev = before(d);
         if want.passport
             && let Some(p) = passport_before(passport, text, at, d, e)
         {
-            return p;
+            return DigitHit::at(p, |h| h.passport = true);
         }
-        if want.iban && d >= at + 2 && len >= 2 && iban_start(b, d - 2) {
-            return d - 2;
+        if want.iban && d >= at + 2 && len >= 2 && prev.is_ascii_uppercase() && iban_start(b, d - 2)
+        {
+            return DigitHit::at(d - 2, |h| h.iban = true);
         }
-        if want.phone && d > at {
-            let p = d - 1;
-            if prev == b'+' && b.get(d) != Some(&b'0') && free(p) {
-                return p;
+        if want.phone && matches!(prev, b'+' | b'(') && d > at && free(before(d - 1)) {
+            if prev == b'+' && b.get(d) != Some(&b'0') {
+                return DigitHit::at(d - 1, |h| h.phone_plus = true);
             }
-            if prev == b'(' && len == 3 && free(p) && phone_us_at(b, p).is_some() {
-                return p;
+            if prev == b'('
+                && len == 3
+                && let Some(end) = phone_us_at(b, d - 1)
+            {
+                return DigitHit::at(d - 1, |h| h.phone = Some(end));
             }
         }
+        let mut hit = DigitHit {
+            start: d,
+            ..DigitHit::NONE
+        };
         if want.card
             && matches!(b.get(d), Some(b'2'..=b'6'))
             && (len >= 13 || matches!(next, b' ' | b'\t' | b'.' | b'-'))
-            && card_at(b, d).is_some()
         {
-            return d;
+            hit.card = card_at(b, d);
         }
         if len == 3 {
-            if want.ssn && matches!(next, b'-' | b' ') && !is_word(prev) && ssn_at(b, d).is_some() {
-                return d;
+            if want.ssn && matches!(next, b'-' | b' ') && !is_word(prev) {
+                hit.ssn = ssn_at(b, d);
             }
-            if want.phone
-                && matches!(next, b' ' | b'.' | b'-' | b')')
-                && free(d)
-                && phone_us_at(b, d).is_some()
-            {
-                return d;
+            if want.phone && matches!(next, b' ' | b'.' | b'-' | b')') && free(prev) {
+                hit.phone = phone_us_at(b, d);
             }
         }
-        if want.ip
-            && len <= 3
-            && next == b'.'
-            && !prev.is_ascii_alphanumeric()
-            && prev != b':'
-            && ipv4_at(b, d).is_some()
-        {
-            return d;
+        if want.ip && len <= 3 && next == b'.' && !prev.is_ascii_alphanumeric() && prev != b':' {
+            hit.ipv4 = ipv4_at(b, d);
+        }
+        if hit.card.is_some() || hit.ssn.is_some() || hit.phone.is_some() || hit.ipv4.is_some() {
+            return hit;
         }
     }
-    NONE
+    DigitHit::NONE
+}
+
+/// A candidate from the digit runs: where, and what matches there that could be confirmed
+/// (the end of each hand-checked pattern's match; the rest are asked of their regexes).
+#[derive(Debug, Clone, Copy)]
+struct DigitHit {
+    start: usize,
+    passport: bool,
+    iban: bool,
+    phone_plus: bool,
+    phone: Option<usize>,
+    card: Option<usize>,
+    ssn: Option<usize>,
+    ipv4: Option<usize>,
+}
+
+impl DigitHit {
+    const NONE: DigitHit = DigitHit {
+        start: NONE,
+        passport: false,
+        iban: false,
+        phone_plus: false,
+        phone: None,
+        card: None,
+        ssn: None,
+        ipv4: None,
+    };
+
+    fn at(start: usize, set: impl FnOnce(&mut DigitHit)) -> DigitHit {
+        let mut h = DigitHit {
+            start,
+            ..DigitHit::NONE
+        };
+        set(&mut h);
+        h
+    }
 }
 
 /// Two capitals and two digits at `s`, not glued to a word before: how every IBAN starts.
