@@ -159,6 +159,12 @@ fn adversarial(c: &mut Criterion) {
         ("jwt_prefixes", "eyJAAAAAAAA-".repeat(n / 12)),
         ("at_signs", "a@".repeat(n / 2)),
         ("passport_words", "passport ".repeat(n / 9)),
+        // The scanner's own candidate sources: an operator at every byte, a label before every
+        // operator (each a failed generic-secret candidate), colons, digit groups.
+        ("operators", "=".repeat(n)),
+        ("labelled_operators", "token=".repeat(n / 6)),
+        ("colons", "1:".repeat(n / 2)),
+        ("digit_groups", "4111 ".repeat(n / 5)),
     ];
     let mut g = c.benchmark_group("redact_adversarial_256kib");
     g.sample_size(10)

@@ -207,6 +207,22 @@ impl Detector {
         }
     }
 
+    /// For the assignment detectors (a label, one `:` or `=`, a value), the pattern up to and
+    /// including the operator. No label character is an operator, so a label ends at the first
+    /// one after its start; the scanner finds labels before each operator and matches the
+    /// whole pattern from there.
+    pub(crate) fn assignment_label(self) -> Option<&'static str> {
+        match self {
+            Detector::AwsSecretKey => Some(
+                r"(?i:aws)[A-Za-z0-9_\-. ]{0,24}(?i:secret)[A-Za-z0-9_\-. ]{0,24}[\x22' ]*[:=]",
+            ),
+            Detector::GenericApiKey => Some(
+                r#"(?i:api[_\-]?key|apikey|secret|token|password|passwd|pwd|access[_\-]?key|client[_\-]?secret|auth)[A-Za-z0-9_\-]{0,16}["']?[ \t]*[:=]"#,
+            ),
+            _ => None,
+        }
+    }
+
     /// The sensitive value within a match of the pattern, as a byte range of `text`, or `None`
     /// when the candidate is not a finding. `m` is the match's range.
     pub(crate) fn confirm(self, text: &str, m: std::ops::Range<usize>) -> Option<(usize, usize)> {
@@ -618,6 +634,18 @@ mod tests {
 }
 #[cfg(test)]
 mod compile_each {
+    #[test]
+    fn assignment_labels_are_their_patterns_up_to_the_operator() {
+        for d in super::Detector::ALL {
+            if let Some(label) = d.assignment_label() {
+                assert!(d.pattern().starts_with(label), "{d:?}");
+                assert!(label.ends_with("[:=]"), "{d:?}");
+                let value = &d.pattern()[label.len()..];
+                assert!(!value.contains("[:=]"), "{d:?}");
+            }
+        }
+    }
+
     #[test]
     fn each_pattern_compiles() {
         for d in super::Detector::ALL {

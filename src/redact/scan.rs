@@ -25,8 +25,7 @@
 use std::ops::Range;
 
 use regex_automata::meta::Regex;
-use regex_automata::util::prefilter::Prefilter;
-use regex_automata::{Anchored, Input, MatchKind, PatternID, Span};
+use regex_automata::{Anchored, Input, PatternID};
 
 use super::detectors::Detector;
 
@@ -92,6 +91,8 @@ pub(super) struct Scanner {
     literal: Option<Group>,
     custom: Option<Group>,
     assignment: Option<Regex>,
+    /// The assignment patterns up to their operator.
+    assignment_label: Option<Regex>,
     assignments: Assignments,
     email: Option<Regex>,
     passport: Option<Regex>,
@@ -111,11 +112,13 @@ impl Scanner {
         let mut literal = Vec::new();
         let mut custom = Vec::new();
         let mut assignment = Vec::new();
+        let mut assignment_label = Vec::new();
         let mut s = Scanner {
             how: Vec::new(),
             literal: None,
             custom: None,
             assignment: None,
+            assignment_label: None,
             assignments: Assignments::default(),
             email: None,
             passport: None,
@@ -138,6 +141,7 @@ impl Scanner {
                         s.assignments.generic = true;
                     }
                     assignment.push(d.pattern());
+                    assignment_label.push(d.assignment_label()?);
                     How::Assignment(assignment.len() - 1)
                 }
                 Pattern::Builtin(d @ Detector::Email) => {
@@ -182,6 +186,7 @@ impl Scanner {
         s.custom = Group::new(&custom)?;
         if !assignment.is_empty() {
             s.assignment = Some(Regex::new_many(&assignment).ok()?);
+            s.assignment_label = Some(Regex::new_many(&assignment_label).ok()?);
         }
         s.how = how;
         Some(s)
@@ -315,7 +320,7 @@ impl Cursors {
             self.custom_done = self.custom.is_none();
         }
         if !self.assignment_done && self.assignment.is_none_or(|(start, _, _)| start < at) {
-            self.assignment = next_assignment(s.assignment.as_ref(), s.assignments, text, at);
+            self.assignment = next_assignment(s, text, at);
             self.assignment_done = self.assignment.is_none();
         }
         if stale(self.email, self.started) {
@@ -338,12 +343,10 @@ impl Cursors {
     }
 }
 
-/// A multi-pattern automaton, and the literals its matches start with when every pattern has
-/// a short set of them.
+/// A multi-pattern automaton.
 #[derive(Debug, Clone)]
 struct Group {
     re: Regex,
-    starts: Option<Prefilter>,
 }
 
 impl Group {
@@ -352,36 +355,17 @@ impl Group {
         if patterns.is_empty() {
             return Some(None);
         }
-        let re = Regex::new_many(patterns).ok()?;
-        let hirs: Option<Vec<_>> = patterns
-            .iter()
-            .map(|p| regex_automata::util::syntax::parse(p).ok())
-            .collect();
-        let starts = hirs.and_then(|h| Prefilter::from_hirs_prefix(MatchKind::LeftmostFirst, &h));
-        Some(Some(Group { re, starts }))
+        Some(Some(Group {
+            re: Regex::new_many(patterns).ok()?,
+        }))
     }
 
-    /// The leftmost match at or after `at`: (start, end, pattern).
-    ///
-    /// With start literals, each occurrence is tried with an anchored search, which runs
-    /// forward only; an unanchored search runs back from the match's end to find its start.
+    /// The leftmost match at or after `at`: (start, end, pattern). Unanchored, so one pass
+    /// covers every start however the candidates overlap (anchored searches from each start
+    /// literal would read up to a pattern's length again at each one).
     fn leftmost(&self, text: &str, at: usize) -> GroupMatch {
-        let Some(starts) = &self.starts else {
-            let m = self.re.search(&Input::new(text).range(at..))?;
-            return Some((m.start(), m.end(), m.pattern().as_usize()));
-        };
-        let mut from = at;
-        while from < text.len() {
-            let p = starts
-                .find(text.as_bytes(), Span::from(from..text.len()))?
-                .start;
-            let here = Input::new(text).range(p..).anchored(Anchored::Yes);
-            if let Some(m) = self.re.search(&here) {
-                return Some((m.start(), m.end(), m.pattern().as_usize()));
-            }
-            from = p + 1;
-        }
-        None
+        let m = self.re.search(&Input::new(text).range(at..))?;
+        Some((m.start(), m.end(), m.pattern().as_usize()))
     }
 }
 
@@ -425,10 +409,11 @@ fn is_word(c: u8) -> bool {
 /// `at`), and exists when the pattern matches from there.
 fn next_email(re: Option<&Regex>, text: &str, at: usize) -> usize {
     let b = text.as_bytes();
-    let mut from = at;
-    while let Some(i) = b.get(from..).and_then(|r| memchr::memchr(b'@', r)) {
-        let a = from + i;
-        from = a + 1;
+    for i in memchr::memchr_iter(b'@', b.get(at..).unwrap_or_default()) {
+        let a = at + i;
+        if !domain_follows(b, a) {
+            continue;
+        }
         let mut s = a;
         let mut chars = 0;
         while s > at && chars < 64 {
@@ -447,6 +432,25 @@ fn next_email(re: Option<&Regex>, text: &str, at: usize) -> usize {
         }
     }
     NONE
+}
+
+/// Whether the `@` at `a` is followed by what every address's domain starts with: at least one
+/// label character, then a dot (before any character the domain pattern refuses). Cheaper than
+/// the pattern for the `@`s of handles, decorators and `a@a@a@` noise.
+fn domain_follows(b: &[u8], a: usize) -> bool {
+    let mut i = a + 1;
+    // Non-ASCII bytes count as label characters: a superset, so the check never refuses an
+    // address the pattern would accept.
+    while let Some(&c) = b.get(i) {
+        if c == b'.' {
+            return i > a + 1;
+        }
+        if c.is_ascii_whitespace() || b"@<>()[]\\,;:\"'`".contains(&c) {
+            return false;
+        }
+        i += 1;
+    }
+    false
 }
 
 /// Value characters of `Detector::GenericApiKey`'s pattern.
@@ -468,20 +472,30 @@ const ASSIGNMENT_REACH: usize = 3 * 4 + 24 + 6 * 4 + 24;
 /// The leftmost match at or after `at` of the assignment automaton (AWS secret keys and generic
 /// `api_key = value` secrets, in that order).
 ///
-/// Every such match holds exactly one operator, `:` or `=` (no label character is one), with a
-/// value of at least 16 (generic) or exactly 40 (AWS) characters after it, and starts within
-/// [`ASSIGNMENT_REACH`] bytes of it past the spaces and quotes next to it. So each operator
-/// followed by a long enough value gives a short window to search, and a match in it that
-/// starts before the operator is the leftmost one: a match using an earlier operator would
-/// have been found at that operator.
-fn next_assignment(re: Option<&Regex>, want: Assignments, text: &str, at: usize) -> GroupMatch {
-    let re = re?;
+/// Every such match is a label, exactly one operator (`:` or `=`; no label character is one),
+/// and a value of at least 16 (generic) or exactly 40 (AWS) characters. So only operators
+/// followed by a long enough value count, the labels using one lie between it and the
+/// operator before, within [`ASSIGNMENT_REACH`] bytes of it past the spaces and quotes next to
+/// it, and the whole pattern is matched from the leftmost label found there. Each byte is read
+/// by a label search for one operator only, so the work stays linear however dense the
+/// operators are.
+fn next_assignment(sc: &Scanner, text: &str, at: usize) -> GroupMatch {
+    let (Some(full), Some(label)) = (&sc.assignment, &sc.assignment_label) else {
+        return None;
+    };
+    let want = sc.assignments;
     let b = text.as_bytes();
-    let mut from = at;
-    while let Some(i) = b.get(from..).and_then(|r| memchr::memchr2(b':', b'=', r)) {
-        let op = from + i;
-        from = op + 1;
-        // Generic: `[ \t]*["']?` then 16 value characters or more (200 at most).
+    // No label using a later operator starts before this: the byte after the last operator.
+    let mut floor = at;
+    for i in memchr::memchr2_iter(b':', b'=', b.get(at..).unwrap_or_default()) {
+        let op = at + i;
+        let region = floor;
+        floor = op + 1;
+        if region >= op {
+            // No room for a label (operators side by side).
+            continue;
+        }
+        // Generic: `[ \t]*["']?` then 16 value characters or more.
         let mut g = op + 1;
         while matches!(b.get(g), Some(b' ' | b'\t')) {
             g += 1;
@@ -492,7 +506,7 @@ fn next_assignment(re: Option<&Regex>, want: Assignments, text: &str, at: usize)
         let generic = want.generic
             && b.get(g..g + 16)
                 .is_some_and(|v| v.iter().all(|&c| generic_value_byte(c)));
-        // AWS: `[\x22' ]*` then exactly 40 key characters.
+        // AWS: `[\x22' ]*` then 40 key characters.
         let mut a = op + 1;
         while matches!(b.get(a), Some(b' ' | b'"' | b'\'')) {
             a += 1;
@@ -507,20 +521,20 @@ fn next_assignment(re: Option<&Regex>, want: Assignments, text: &str, at: usize)
         while w > 0 && matches!(b.get(w - 1), Some(b' ' | b'\t' | b'"' | b'\'')) {
             w -= 1;
         }
-        let mut w = w.saturating_sub(ASSIGNMENT_REACH).max(at);
-        while !text.is_char_boundary(w) {
-            w += 1;
-        }
-        if w >= op {
-            continue;
-        }
-        // The window holds every match using `op` whole, so it ends them where the whole text
-        // would.
-        let limit = (g + 200).max(a + 40).min(b.len());
-        if let Some(m) = re.search(&Input::new(text).range(w..limit))
-            && m.start() < op
-        {
-            return Some((m.start(), m.end(), m.pattern().as_usize()));
+        let mut start = w.saturating_sub(ASSIGNMENT_REACH).max(region);
+        while start < op {
+            while !text.is_char_boundary(start) {
+                start += 1;
+            }
+            // The range ends just past `op`, the only operator in it: a label found ends there.
+            let Some(m) = label.search(&Input::new(text).range(start..op + 1)) else {
+                break;
+            };
+            let here = Input::new(text).range(m.start()..).anchored(Anchored::Yes);
+            if let Some(whole) = full.search(&here) {
+                return Some((m.start(), whole.end(), whole.pattern().as_usize()));
+            }
+            start = m.start() + 1;
         }
     }
     None
@@ -845,10 +859,8 @@ fn next_ipv6(b: &[u8], at: usize) -> usize {
             || b.get(k - 1)
                 .is_some_and(|&c| !c.is_ascii_alphanumeric() && c != b':')
     };
-    let mut from = at;
-    while let Some(i) = b.get(from..).and_then(|r| memchr::memchr(b':', r)) {
-        let colon = from + i;
-        from = colon + 1;
+    for i in memchr::memchr_iter(b':', b.get(at..).unwrap_or_default()) {
+        let colon = at + i;
         let mut j = colon;
         while j > 0 && colon - j < 5 && b.get(j - 1).is_some_and(u8::is_ascii_alphanumeric) {
             j -= 1;
