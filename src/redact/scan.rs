@@ -301,7 +301,10 @@ impl Cursors {
             assignment: None,
             assignment_done: s.assignment.is_none(),
             email: on(s.email.is_some()),
-            digit: DigitHit::at(on(s.digit_led.any()), |_| {}),
+            digit: DigitHit {
+                start: on(s.digit_led.any()),
+                ..DigitHit::NONE
+            },
             colon: on(s.ip.is_some()),
             started: false,
         }
@@ -518,7 +521,7 @@ fn next_assignment(sc: &Scanner, text: &str, at: usize) -> GroupMatch {
             continue;
         }
         let mut w = op;
-        while w > 0 && matches!(b.get(w - 1), Some(b' ' | b'\t' | b'"' | b'\'')) {
+        while w > region && matches!(b.get(w - 1), Some(b' ' | b'\t' | b'"' | b'\'')) {
             w -= 1;
         }
         let mut start = w.saturating_sub(ASSIGNMENT_REACH).max(region);
