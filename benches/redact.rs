@@ -150,6 +150,7 @@ fn bench(c: &mut Criterion) {
 }
 
 /// Inputs built to make a scanner backtrack or restart: each must cost time linear in its size.
+/// The first engine runs beside each for comparison.
 fn adversarial(c: &mut Criterion) {
     let one_pass = PatternRedactor::with(Detector::ALL, [], RedactionStyle::Mask).unwrap();
     let n = 256 * 1024;
@@ -174,6 +175,12 @@ fn adversarial(c: &mut Criterion) {
         g.throughput(Throughput::Bytes(text.len() as u64));
         g.bench_function(*name, |b| {
             b.iter(|| black_box(one_pass.redact_text(black_box(text))))
+        });
+        g.bench_function(format!("{name}_one_automaton"), |b| {
+            b.iter(|| {
+                let t = black_box(text.as_str());
+                black_box(masked(t, &one_pass.scan_one_automaton(t)))
+            })
         });
     }
     g.finish();

@@ -418,28 +418,34 @@ pub(crate) fn luhn_valid(s: &str) -> bool {
 
 /// A card number: a known brand's prefix and length, and Luhn.
 fn card_valid(s: &str) -> bool {
-    let digits = || s.bytes().filter(u8::is_ascii_digit);
-    let n = digits().count();
+    // No brand is longer than 19 digits: collect them once, on the stack.
+    let mut digits = [0u8; 19];
+    let mut n = 0;
+    for d in s.bytes().filter(u8::is_ascii_digit) {
+        let Some(slot) = digits.get_mut(n) else {
+            return false;
+        };
+        *slot = d - b'0';
+        n += 1;
+    }
+    let digits = digits.get(..n).unwrap_or_default();
     // The first `k` digits as a number: the brand's prefix.
     let p = |k: usize| {
-        if n < k {
-            return 0;
-        }
-        digits()
-            .take(k)
-            .fold(0u32, |a, d| a * 10 + u32::from(d - b'0'))
+        digits
+            .get(..k)
+            .map_or(0, |x| x.iter().fold(0u32, |a, &d| a * 10 + u32::from(d)))
     };
-    let brand = match digits().next() {
-        Some(b'4') => matches!(n, 13 | 16 | 19),
-        Some(b'5') => (51..=55).contains(&p(2)) && n == 16,
-        Some(b'2') => (2221..=2720).contains(&p(4)) && n == 16,
-        Some(b'3') => {
+    let brand = match digits.first() {
+        Some(4) => matches!(n, 13 | 16 | 19),
+        Some(5) => (51..=55).contains(&p(2)) && n == 16,
+        Some(2) => (2221..=2720).contains(&p(4)) && n == 16,
+        Some(3) => {
             ((p(2) == 34 || p(2) == 37) && n == 15)
                 || ((3528..=3589).contains(&p(4)) && (16..=19).contains(&n))
                 || (((300..=305).contains(&p(3)) || p(2) == 36 || p(2) == 38 || p(2) == 39)
                     && (14..=19).contains(&n))
         }
-        Some(b'6') => {
+        Some(6) => {
             (p(4) == 6011 || (644..=649).contains(&p(3)) || p(2) == 65) && (16..=19).contains(&n)
         }
         _ => false,
@@ -538,7 +544,11 @@ fn iban_valid(s: &str) -> bool {
     let (Some(c0), Some(c1)) = (bytes.next(), bytes.next()) else {
         return false;
     };
-    let Some(&(_, len)) = IBAN_LENGTHS.iter().find(|(c, _)| c.as_bytes() == [c0, c1]) else {
+    // The registry is sorted by country code.
+    let Ok(i) = IBAN_LENGTHS.binary_search_by(|(c, _)| c.as_bytes().cmp(&[c0, c1][..])) else {
+        return false;
+    };
+    let Some(&(_, len)) = IBAN_LENGTHS.get(i) else {
         return false;
     };
     if compact.clone().count() != len {
@@ -634,6 +644,11 @@ mod tests {
 }
 #[cfg(test)]
 mod compile_each {
+    #[test]
+    fn iban_registry_is_sorted_for_binary_search() {
+        assert!(super::IBAN_LENGTHS.windows(2).all(|w| w[0].0 < w[1].0));
+    }
+
     #[test]
     fn assignment_labels_are_their_patterns_up_to_the_operator() {
         for d in super::Detector::ALL {

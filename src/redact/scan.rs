@@ -210,7 +210,13 @@ impl Scanner {
             if s == NONE {
                 break;
             }
-            // What the digit runs found here, if their candidate is this one.
+            // What each source found here, if its candidate is this one.
+            let here = |m: GroupMatch| m.filter(|&(start, _, _)| start == s);
+            let (literal, custom, assignment) = (
+                here(cursor.literal),
+                here(cursor.custom),
+                here(cursor.assignment),
+            );
             let digit = if cursor.digit.start == s {
                 cursor.digit
             } else {
@@ -219,18 +225,18 @@ impl Scanner {
             let mut hit = None;
             for (i, how) in self.how.iter().enumerate() {
                 let end = match *how {
-                    How::Literal(local) => {
+                    How::Literal(local) if literal.is_some() => {
                         let re = self.literal.as_ref().map(|g| &g.re);
-                        group_at(re, cursor.literal, text, s, local)
+                        group_at(re, literal, text, s, local)
                     }
-                    How::Custom(local) => {
+                    How::Custom(local) if custom.is_some() => {
                         let re = self.custom.as_ref().map(|g| &g.re);
-                        group_at(re, cursor.custom, text, s, local)
+                        group_at(re, custom, text, s, local)
                     }
-                    How::Assignment(local) => {
-                        group_at(self.assignment.as_ref(), cursor.assignment, text, s, local)
+                    How::Assignment(local) if assignment.is_some() => {
+                        group_at(self.assignment.as_ref(), assignment, text, s, local)
                     }
-                    How::Email if cursor.email == s => anchored(self.email.as_ref(), text, s),
+                    How::Email if cursor.email.0 == s => Some(cursor.email.1),
                     How::Passport if digit.passport => anchored(self.passport.as_ref(), text, s),
                     How::Iban if digit.iban => anchored(self.iban.as_ref(), text, s),
                     How::Card => digit.card,
@@ -283,7 +289,8 @@ struct Cursors {
     custom_done: bool,
     assignment: GroupMatch,
     assignment_done: bool,
-    email: usize,
+    /// The next e-mail match: (start, end).
+    email: (usize, usize),
     digit: DigitHit,
     colon: usize,
     /// Whether the plain sources have been asked once (they start "at 0, unknown").
@@ -300,7 +307,7 @@ impl Cursors {
             custom_done: s.custom.is_none(),
             assignment: None,
             assignment_done: s.assignment.is_none(),
-            email: on(s.email.is_some()),
+            email: (on(s.email.is_some()), NONE),
             digit: DigitHit {
                 start: on(s.digit_led.any()),
                 ..DigitHit::NONE
@@ -326,7 +333,7 @@ impl Cursors {
             self.assignment = next_assignment(s, text, at);
             self.assignment_done = self.assignment.is_none();
         }
-        if stale(self.email, self.started) {
+        if stale(self.email.0, self.started) {
             self.email = next_email(s.email.as_ref(), text, at);
         }
         if stale(self.digit.start, self.started) {
@@ -340,7 +347,7 @@ impl Cursors {
         group(self.literal)
             .min(group(self.custom))
             .min(group(self.assignment))
-            .min(self.email)
+            .min(self.email.0)
             .min(self.digit.start)
             .min(self.colon)
     }
@@ -405,12 +412,13 @@ fn is_word(c: u8) -> bool {
     c.is_ascii_alphanumeric() || c == b'_'
 }
 
-/// The first position at or after `at` where an e-mail address can start.
+/// The first position at or after `at` where an e-mail address starts, and the end of the
+/// pattern's match there.
 ///
 /// Every address holds an `@` after a local part of 1 to 64 characters none of which is an
 /// `@`, so the match using a given `@` starts as far back as the local part reaches (not before
 /// `at`), and exists when the pattern matches from there.
-fn next_email(re: Option<&Regex>, text: &str, at: usize) -> usize {
+fn next_email(re: Option<&Regex>, text: &str, at: usize) -> (usize, usize) {
     let b = text.as_bytes();
     for i in memchr::memchr_iter(b'@', b.get(at..).unwrap_or_default()) {
         let a = at + i;
@@ -430,11 +438,13 @@ fn next_email(re: Option<&Regex>, text: &str, at: usize) -> usize {
             s -= c.len_utf8();
             chars += 1;
         }
-        if s < a && anchored(re, text, s).is_some() {
-            return s;
+        if s < a
+            && let Some(end) = anchored(re, text, s)
+        {
+            return (s, end);
         }
     }
-    NONE
+    (NONE, NONE)
 }
 
 /// Whether the `@` at `a` is followed by what every address's domain starts with: at least one
