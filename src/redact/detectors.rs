@@ -535,41 +535,64 @@ const IBAN_LENGTHS: &[(&str, usize)] = &[
 ];
 
 fn iban_valid(s: &str) -> bool {
-    // Anything but ASCII fails the checksum below (as 0).
-    let compact = s
-        .chars()
-        .filter(|c| !c.is_whitespace())
-        .map(|c| u8::try_from(c).unwrap_or(0));
-    let mut bytes = compact.clone();
-    let (Some(c0), Some(c1)) = (bytes.next(), bytes.next()) else {
+    // Gathered once without the spaces; no country's IBAN is longer than 34 characters, and
+    // only ASCII capitals and digits can pass the checksum.
+    let mut buf = [0u8; 34];
+    let mut n = 0;
+    let mut push = |c: char| {
+        if c.is_whitespace() {
+            return true;
+        }
+        let (Ok(b @ (b'0'..=b'9' | b'A'..=b'Z')), Some(slot)) = (u8::try_from(c), buf.get_mut(n))
+        else {
+            return false;
+        };
+        *slot = b;
+        n += 1;
+        true
+    };
+    // ASCII text (the usual case) is read byte by byte, without decoding characters.
+    let all = if s.is_ascii() {
+        s.bytes().all(|b| push(char::from(b)))
+    } else {
+        s.chars().all(push)
+    };
+    if !all {
+        return false;
+    }
+    let compact = buf.get(..n).unwrap_or_default();
+    let [c0, c1, ..] = *compact else {
         return false;
     };
     // The registry is sorted by country code.
-    let Ok(i) = IBAN_LENGTHS.binary_search_by(|(c, _)| c.as_bytes().cmp(&[c0, c1][..])) else {
+    let code = |c: &str| {
+        let b = c.as_bytes();
+        [b.first().copied(), b.get(1).copied()]
+    };
+    let Ok(i) = IBAN_LENGTHS.binary_search_by_key(&[Some(c0), Some(c1)], |(c, _)| code(c)) else {
         return false;
     };
-    let Some(&(_, len)) = IBAN_LENGTHS.get(i) else {
-        return false;
-    };
-    if compact.clone().count() != len {
+    if IBAN_LENGTHS.get(i).map(|&(_, len)| len) != Some(n) {
         return false;
     }
-    // Move the first four characters to the end, letters to numbers, mod 97 must be 1.
-    let rearranged = compact.clone().skip(4).chain(compact.take(4));
-    let mut rem: u32 = 0;
-    for c in rearranged {
-        let v = match c {
-            b'0'..=b'9' => u32::from(c - b'0'),
-            b'A'..=b'Z' => u32::from(c - b'A') + 10,
-            _ => return false,
-        };
-        rem = if v >= 10 {
-            (rem * 100 + v) % 97
+    let Some((head, tail)) = compact.split_at_checked(4) else {
+        return false;
+    };
+    // Move the first four characters to the end, letters to numbers, mod 97 must be 1. The
+    // remainder is taken only when the next step could overflow: one division per several
+    // characters instead of one per character.
+    let mut rem: u64 = 0;
+    for &c in tail.iter().chain(head) {
+        rem = if c >= b'A' {
+            rem * 100 + u64::from(c - b'A') + 10
         } else {
-            (rem * 10 + v) % 97
+            rem * 10 + u64::from(c - b'0')
         };
+        if rem >= 1 << 56 {
+            rem %= 97;
+        }
     }
-    rem == 1
+    rem % 97 == 1
 }
 
 /// A JWT's header is base64url JSON naming an algorithm.

@@ -619,6 +619,25 @@ fn next_run_start(b: &[u8], from: usize) -> Option<usize> {
     None
 }
 
+/// The first position at or after `from` that does not hold a digit, eight bytes at a time (a
+/// byte loop would mispredict its exit at every run of a different length).
+fn run_end(b: &[u8], from: usize) -> usize {
+    let mut e = from;
+    while let Some(chunk) = b.get(e..e + 8) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let other = !digit_mask(u64::from_le_bytes(word)) & 0x8080_8080_8080_8080;
+        if other != 0 {
+            return e + (other.trailing_zeros() / 8) as usize;
+        }
+        e += 8;
+    }
+    while b.get(e).is_some_and(u8::is_ascii_digit) {
+        e += 1;
+    }
+    e
+}
+
 /// The first position at or after `at` where a digit-led detector matches and could be
 /// confirmed.
 ///
@@ -635,10 +654,7 @@ fn next_digit_led(want: DigitLed, passport: Option<&Regex>, text: &str, at: usiz
     let free = |c: u8| !c.is_ascii_alphanumeric() && c != b'+';
     let mut i = at;
     while let Some(d) = next_run_start(b, i) {
-        let mut e = d + 1;
-        while b.get(e).is_some_and(u8::is_ascii_digit) {
-            e += 1;
-        }
+        let e = run_end(b, d + 1);
         // The byte at `e` is not a digit, so the next run starts after it.
         i = e + 1;
         let len = e - d;
@@ -942,6 +958,15 @@ mod tests {
                 if x.is_ascii_digit() { m | 0x80 << (lane * 8) } else { m }
             });
             prop_assert_eq!(digit_mask(w), expect);
+        }
+
+        /// Run ends found eight bytes at a time are the ones a byte loop finds.
+        #[test]
+        fn run_ends_are_exact(text in "[0-9a ]{0,40}", from in 0usize..40) {
+            let b = text.as_bytes();
+            let from = from.min(b.len());
+            let slow = (from..b.len()).find(|&i| !b[i].is_ascii_digit()).unwrap_or(b.len());
+            prop_assert_eq!(run_end(b, from), slow);
         }
 
         /// The digit-run starts found eight bytes at a time are the ones a byte loop finds.
