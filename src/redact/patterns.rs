@@ -1,4 +1,5 @@
-//! The pattern engine: every detector in one automaton, one pass, validators on candidates.
+//! The pattern engine: what each detector confirms, how values are replaced, and the first engine
+//! (every pattern in one automaton) kept as the reference for `scan.rs`, which finds the candidates.
 
 use std::fmt;
 use std::sync::{Arc, OnceLock};
