@@ -289,3 +289,147 @@ mod authz_props {
         }
     }
 }
+
+/// The redaction scanner jumps between candidate starts (digit runs, `@`, `:`, `=`, literal
+/// prefixes) instead of running one automaton over every byte; it must find exactly what that
+/// automaton finds, validators included.
+mod redaction_scanner {
+    use super::*;
+    use mcp_security::redact::{Category, CustomDetector, RedactionStyle, Validator};
+
+    /// One redactor per detector: for each, the one-automaton engine is just its regex.
+    static EACH: std::sync::LazyLock<Vec<PatternRedactor>> = std::sync::LazyLock::new(|| {
+        Detector::ALL
+            .iter()
+            .map(|d| PatternRedactor::new([*d]).unwrap())
+            .collect()
+    });
+
+    /// Every built-in detector and three custom ones, one of which shares digits with them.
+    static WITH_CUSTOM: std::sync::LazyLock<PatternRedactor> = std::sync::LazyLock::new(|| {
+        PatternRedactor::with(
+            Detector::ALL,
+            [
+                CustomDetector::new(
+                    "EMPLOYEE_ID",
+                    r"(?-u:\b)EMP-[0-9]{6}(?-u:\b)",
+                    Category::Pii,
+                ),
+                CustomDetector::new("ACCOUNT", r"[0-9]{4}-[0-9]{4}", Category::Pii)
+                    .with_validator(Validator::Luhn),
+                CustomDetector::new("TICKET", r"(?i:ticket)[ #:]*[0-9]{3,8}", Category::Pii),
+            ],
+            RedactionStyle::Mask,
+        )
+        .unwrap()
+    });
+
+    fn same(r: &PatternRedactor, text: &str) -> Result<(), TestCaseError> {
+        let fast = r.scan(text);
+        let plain = r.scan_one_automaton(text);
+        prop_assert_eq!(fast, plain, "in {:?}", text);
+        Ok(())
+    }
+
+    /// Values, near misses, the words around them, separators and non-ASCII characters.
+    const TOKENS: &[&str] = &[
+        "jane@example.com",
+        "a@b.co",
+        "x@y",
+        "@",
+        "4111 1111 1111 1111",
+        "5555-5555-5555-4444",
+        "4111111111111112",
+        "378282246310005",
+        "30569309025904",
+        "078-05-1120",
+        "457 55 5462",
+        "GB82WEST12345698765432",
+        "GB82 WEST 1234 5698 7654 32",
+        "DE89",
+        "AKIAIOSFODNN7EXAMPLE",
+        "192.168.1.10",
+        "10.1.2.3:5432",
+        "1.2.3",
+        "2001:db8::1",
+        "fe80::1ff:fe23:4567:890a",
+        "::1",
+        "12:30:45",
+        "+44 20 7946 0958",
+        "+14155552671",
+        "(212) 555-0187",
+        "415-555-2671",
+        "api_key = 3f9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c",
+        "token=X7dK29LmQp4vR8sT2wY6zA1b",
+        "password: \"Tr0ub4dorAnd3xKq9\"",
+        "aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        "passport no. C03005988",
+        "Passport number: 123456789",
+        "EMP-123456",
+        "ticket #4521",
+        "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIx.c2lnbmF0dXJl",
+        "ghp_16C7e42F292c6912E7710c838347Ae178B4a",
+        "xoxb-123456789012-AbCdEfGhIj",
+        "sk_test_4eC39HqLyjWDarjtT1zdp7dc",
+        "AIzaSyDaGmWKa4JsXZ-HjGw7ISLn_3namBGewQe",
+        "-----BEGIN EC PRIVATE KEY-----\nMHcCAQ\n-----END EC PRIVATE KEY-----",
+        "section",
+        "version",
+        "secret",
+        "auth",
+        "\u{17f}ecret",
+        "\u{e9}",
+        "\u{2003}",
+        " ",
+        "  ",
+        "\t",
+        "\n",
+        ".",
+        ":",
+        "=",
+        "-",
+        "(",
+        ")",
+        "+",
+        "\"",
+        "'",
+        "_",
+        "/",
+    ];
+
+    fn mixed() -> impl Strategy<Value = String> {
+        let token = prop_oneof![
+            proptest::sample::select(TOKENS).prop_map(str::to_owned),
+            "[0-9]{1,6}",
+            "[A-Za-z]{1,6}",
+            "[0-9a-fA-F:]{1,10}",
+        ];
+        proptest::collection::vec(token, 0..12).prop_map(|t| t.concat())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1024))]
+
+        #[test]
+        fn scanner_agrees_on_mixed_text(text in mixed()) {
+            same(&ALL_DETECTORS, &text)?;
+            same(&WITH_CUSTOM, &text)?;
+        }
+
+        /// Random digits and separators: where the digit-led detectors' candidates come from.
+        #[test]
+        fn scanner_agrees_on_digit_separator_strings(text in "[0-9 .:()+\\-\t=@A-Fa-fGBZ_/]{0,64}") {
+            same(&ALL_DETECTORS, &text)?;
+            same(&WITH_CUSTOM, &text)?;
+        }
+
+        /// Each detector alone, as the benchmark's one-regex-per-detector baseline runs it.
+        #[test]
+        fn scanner_agrees_detector_by_detector(text in mixed(), digits in "[0-9 .:()+\\-]{0,40}") {
+            for r in EACH.iter() {
+                same(r, &text)?;
+                same(r, &digits)?;
+            }
+        }
+    }
+}

@@ -207,6 +207,22 @@ impl Detector {
         }
     }
 
+    /// For the assignment detectors (a label, one `:` or `=`, a value), the pattern up to and
+    /// including the operator. No label character is an operator, so a label ends at the first
+    /// one after its start; the scanner finds labels before each operator and matches the
+    /// whole pattern from there.
+    pub(crate) fn assignment_label(self) -> Option<&'static str> {
+        match self {
+            Detector::AwsSecretKey => Some(
+                r"(?i:aws)[A-Za-z0-9_\-. ]{0,24}(?i:secret)[A-Za-z0-9_\-. ]{0,24}[\x22' ]*[:=]",
+            ),
+            Detector::GenericApiKey => Some(
+                r#"(?i:api[_\-]?key|apikey|secret|token|password|passwd|pwd|access[_\-]?key|client[_\-]?secret|auth)[A-Za-z0-9_\-]{0,16}["']?[ \t]*[:=]"#,
+            ),
+            _ => None,
+        }
+    }
+
     /// The sensitive value within a match of the pattern, as a byte range of `text`, or `None`
     /// when the candidate is not a finding. `m` is the match's range.
     pub(crate) fn confirm(self, text: &str, m: std::ops::Range<usize>) -> Option<(usize, usize)> {
@@ -235,16 +251,22 @@ impl Detector {
                     .map(|end| (m.start, m.start + end))
             }
             Detector::UsSsn => {
-                let d: Vec<u32> = candidate
-                    .bytes()
-                    .filter(u8::is_ascii_digit)
-                    .map(|b| u32::from(b - b'0'))
-                    .collect();
-                let seps: Vec<char> = candidate.chars().filter(|c| !c.is_ascii_digit()).collect();
-                let area = d.get(..3)?.iter().fold(0, |a, x| a * 10 + x);
-                let group = d.get(3..5)?.iter().fold(0, |a, x| a * 10 + x);
-                let serial = d.get(5..9)?.iter().fold(0, |a, x| a * 10 + x);
-                let consistent = seps.first() == seps.get(1);
+                let mut d = [0u32; 9];
+                let mut n = 0;
+                for x in candidate.bytes().filter(u8::is_ascii_digit) {
+                    if let Some(slot) = d.get_mut(n) {
+                        *slot = u32::from(x - b'0');
+                    }
+                    n += 1;
+                }
+                if n < 9 {
+                    return None;
+                }
+                let mut seps = candidate.chars().filter(|c| !c.is_ascii_digit());
+                let consistent = seps.next() == seps.next();
+                let area = d[0] * 100 + d[1] * 10 + d[2];
+                let group = d[3] * 10 + d[4];
+                let serial = d[5] * 1000 + d[6] * 100 + d[7] * 10 + d[8];
                 let issued = area != 0 && area != 666 && area < 900 && group != 0 && serial != 0;
                 (consistent && issued).then_some((m.start, m.end))
             }
@@ -308,14 +330,9 @@ impl Detector {
                 }
                 // "section 3.2.1.4", "version 1.2.3.4": numbering, not an address.
                 let preceding = text.get(..m.start).unwrap_or_default().trim_end();
-                let word: String = preceding
-                    .chars()
-                    .rev()
-                    .take_while(char::is_ascii_alphabetic)
-                    .collect::<Vec<_>>()
-                    .into_iter()
-                    .rev()
-                    .collect();
+                let word = &preceding[preceding
+                    .trim_end_matches(|c: char| c.is_ascii_alphabetic())
+                    .len()..];
                 if [
                     "section", "version", "release", "chapter", "rfc", "step", "figure", "table",
                 ]
@@ -401,30 +418,39 @@ pub(crate) fn luhn_valid(s: &str) -> bool {
 
 /// A card number: a known brand's prefix and length, and Luhn.
 fn card_valid(s: &str) -> bool {
-    let digits: String = s.chars().filter(char::is_ascii_digit).collect();
-    let n = digits.len();
+    // No brand is longer than 19 digits: collect them once, on the stack.
+    let mut digits = [0u8; 19];
+    let mut n = 0;
+    for d in s.bytes().filter(u8::is_ascii_digit) {
+        let Some(slot) = digits.get_mut(n) else {
+            return false;
+        };
+        *slot = d - b'0';
+        n += 1;
+    }
+    let digits = digits.get(..n).unwrap_or_default();
+    // The first `k` digits as a number: the brand's prefix.
     let p = |k: usize| {
         digits
             .get(..k)
-            .and_then(|x| x.parse::<u32>().ok())
-            .unwrap_or(0)
+            .map_or(0, |x| x.iter().fold(0u32, |a, &d| a * 10 + u32::from(d)))
     };
-    let brand = match digits.as_bytes().first() {
-        Some(b'4') => matches!(n, 13 | 16 | 19),
-        Some(b'5') => (51..=55).contains(&p(2)) && n == 16,
-        Some(b'2') => (2221..=2720).contains(&p(4)) && n == 16,
-        Some(b'3') => {
+    let brand = match digits.first() {
+        Some(4) => matches!(n, 13 | 16 | 19),
+        Some(5) => (51..=55).contains(&p(2)) && n == 16,
+        Some(2) => (2221..=2720).contains(&p(4)) && n == 16,
+        Some(3) => {
             ((p(2) == 34 || p(2) == 37) && n == 15)
                 || ((3528..=3589).contains(&p(4)) && (16..=19).contains(&n))
                 || (((300..=305).contains(&p(3)) || p(2) == 36 || p(2) == 38 || p(2) == 39)
                     && (14..=19).contains(&n))
         }
-        Some(b'6') => {
+        Some(6) => {
             (p(4) == 6011 || (644..=649).contains(&p(3)) || p(2) == 65) && (16..=19).contains(&n)
         }
         _ => false,
     };
-    brand && luhn_valid(&digits)
+    brand && luhn_valid(s)
 }
 
 /// IBAN lengths by country (ISO 13616 registry).
@@ -509,36 +535,64 @@ const IBAN_LENGTHS: &[(&str, usize)] = &[
 ];
 
 fn iban_valid(s: &str) -> bool {
-    let compact: String = s.chars().filter(|c| !c.is_whitespace()).collect();
-    let Some(country) = compact.get(..2) else {
-        return false;
+    // Gathered once without the spaces; no country's IBAN is longer than 34 characters, and
+    // only ASCII capitals and digits can pass the checksum.
+    let mut buf = [0u8; 34];
+    let mut n = 0;
+    let mut push = |c: char| {
+        if c.is_whitespace() {
+            return true;
+        }
+        let (Ok(b @ (b'0'..=b'9' | b'A'..=b'Z')), Some(slot)) = (u8::try_from(c), buf.get_mut(n))
+        else {
+            return false;
+        };
+        *slot = b;
+        n += 1;
+        true
     };
-    let Some(&(_, len)) = IBAN_LENGTHS.iter().find(|(c, _)| *c == country) else {
-        return false;
+    // ASCII text (the usual case) is read byte by byte, without decoding characters.
+    let all = if s.is_ascii() {
+        s.bytes().all(|b| push(char::from(b)))
+    } else {
+        s.chars().all(push)
     };
-    if compact.len() != len {
+    if !all {
         return false;
     }
-    // Move the first four characters to the end, letters to numbers, mod 97 must be 1.
-    let rearranged = compact
-        .get(4..)
-        .unwrap_or_default()
-        .chars()
-        .chain(compact.get(..4).unwrap_or_default().chars());
-    let mut rem: u32 = 0;
-    for c in rearranged {
-        let v = match c {
-            '0'..='9' => c as u32 - '0' as u32,
-            'A'..='Z' => c as u32 - 'A' as u32 + 10,
-            _ => return false,
-        };
-        rem = if v >= 10 {
-            (rem * 100 + v) % 97
+    let compact = buf.get(..n).unwrap_or_default();
+    let [c0, c1, ..] = *compact else {
+        return false;
+    };
+    // The registry is sorted by country code.
+    let code = |c: &str| {
+        let b = c.as_bytes();
+        [b.first().copied(), b.get(1).copied()]
+    };
+    let Ok(i) = IBAN_LENGTHS.binary_search_by_key(&[Some(c0), Some(c1)], |(c, _)| code(c)) else {
+        return false;
+    };
+    if IBAN_LENGTHS.get(i).map(|&(_, len)| len) != Some(n) {
+        return false;
+    }
+    let Some((head, tail)) = compact.split_at_checked(4) else {
+        return false;
+    };
+    // Move the first four characters to the end, letters to numbers, mod 97 must be 1. The
+    // remainder is taken only when the next step could overflow: one division per several
+    // characters instead of one per character.
+    let mut rem: u64 = 0;
+    for &c in tail.iter().chain(head) {
+        rem = if c >= b'A' {
+            rem * 100 + u64::from(c - b'A') + 10
         } else {
-            (rem * 10 + v) % 97
+            rem * 10 + u64::from(c - b'0')
         };
+        if rem >= 1 << 56 {
+            rem %= 97;
+        }
     }
-    rem == 1
+    rem % 97 == 1
 }
 
 /// A JWT's header is base64url JSON naming an algorithm.
@@ -613,6 +667,23 @@ mod tests {
 }
 #[cfg(test)]
 mod compile_each {
+    #[test]
+    fn iban_registry_is_sorted_for_binary_search() {
+        assert!(super::IBAN_LENGTHS.windows(2).all(|w| w[0].0 < w[1].0));
+    }
+
+    #[test]
+    fn assignment_labels_are_their_patterns_up_to_the_operator() {
+        for d in super::Detector::ALL {
+            if let Some(label) = d.assignment_label() {
+                assert!(d.pattern().starts_with(label), "{d:?}");
+                assert!(label.ends_with("[:=]"), "{d:?}");
+                let value = &d.pattern()[label.len()..];
+                assert!(!value.contains("[:=]"), "{d:?}");
+            }
+        }
+    }
+
     #[test]
     fn each_pattern_compiles() {
         for d in super::Detector::ALL {

@@ -17,6 +17,7 @@
 mod classify;
 mod detectors;
 mod patterns;
+mod scan;
 
 pub use classify::{Classification, Classifier, Level};
 pub use detectors::{Category, Detector};
@@ -45,6 +46,17 @@ impl RedactionReport {
             Some(n) => *n += 1,
             None => {
                 self.counts.insert(entity.clone(), 1);
+            }
+        }
+        self.categories.insert(category);
+    }
+
+    /// Counts `n` findings of `entity` in `category`.
+    pub(crate) fn add_findings(&mut self, entity: &Arc<str>, category: Category, n: u32) {
+        match self.counts.get_mut(entity) {
+            Some(c) => *c += n,
+            None => {
+                self.counts.insert(entity.clone(), n);
             }
         }
         self.categories.insert(category);

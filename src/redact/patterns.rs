@@ -1,7 +1,8 @@
-//! The pattern engine: every detector in one automaton, one pass, validators on candidates.
+//! The pattern engine: what each detector confirms, how values are replaced, and the first engine
+//! (every pattern in one automaton) kept as the reference for `scan.rs`, which finds the candidates.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use hmac::{Hmac, Mac};
 use regex_automata::meta::Regex;
@@ -9,6 +10,7 @@ use regex_automata::{Anchored, Input, PatternID};
 use sha2::Sha256;
 
 use super::detectors::{Category, Detector};
+use super::scan::{Pattern, Scanner};
 use super::{Redacted, RedactionReport, Redactor};
 
 /// How a found value is replaced.
@@ -122,17 +124,23 @@ pub struct RedactorBuildError;
 
 /// Finds sensitive values with every enabled detector in a single pass, and replaces them.
 ///
-/// All patterns are compiled into one automaton (regex-automata's multi-pattern meta regex, with
-/// its literal prefilters) when the redactor is built. A candidate is confirmed by its
-/// detector's validator (Luhn and the brand for cards, mod-97 for IBANs, issue rules for SSNs,
-/// entropy for generic secrets ...); when it is not, the scan resumes one character on, so a
-/// value hidden behind a failing prefix is still found. Matches never overlap: the scan moves
-/// past each finding. Text without findings is returned unchanged (`None`), and redaction is
-/// idempotent: replacements match no detector.
+/// The scan moves forward once through the text, jumping between the places a value can start:
+/// the literal prefixes of the secret formats (one multi-pattern automaton with a literal
+/// prefilter), each `@`, `:` and `=`, and the starts of digit runs, where cards, SSNs, phones,
+/// addresses and IBANs are checked by their shape. A candidate is confirmed by its detector's
+/// validator (Luhn and the brand for cards, mod-97 for IBANs, issue rules for SSNs, entropy for
+/// generic secrets ...); when it is not, the scan resumes one character on, so a value hidden
+/// behind a failing prefix is still found. Where several detectors match at one position, the
+/// first in [`Detector::ALL`] order (custom ones after) that is confirmed wins. Matches never
+/// overlap: the scan moves past each finding. Text without findings is returned unchanged
+/// (`None`), and redaction is idempotent: replacements match no detector.
 #[derive(Debug, Clone)]
 pub struct PatternRedactor {
     specs: Vec<Spec>,
-    any: Option<Regex>,
+    scanner: Scanner,
+    /// Every pattern, for the one-automaton reference engine, built on first use.
+    patterns: Arc<[String]>,
+    one_automaton: OnceLock<Option<Regex>>,
     style: RedactionStyle,
 }
 
@@ -157,9 +165,14 @@ impl PatternRedactor {
         style: RedactionStyle,
     ) -> Result<Self, RedactorBuildError> {
         let wanted: Vec<Detector> = detectors.into_iter().collect();
+        let builtin: Vec<Detector> = Detector::ALL
+            .into_iter()
+            .filter(|d| wanted.contains(d))
+            .collect();
+        let custom: Vec<CustomDetector> = custom.into_iter().collect();
         let mut specs = Vec::new();
         let mut patterns: Vec<String> = Vec::new();
-        for d in Detector::ALL.into_iter().filter(|d| wanted.contains(d)) {
+        for &d in &builtin {
             specs.push(Spec {
                 entity: d.entity().into(),
                 category: d.category(),
@@ -167,20 +180,27 @@ impl PatternRedactor {
             });
             patterns.push(d.pattern().to_owned());
         }
-        for c in custom {
+        for c in &custom {
             specs.push(Spec {
-                entity: c.entity,
+                entity: c.entity.clone(),
                 category: c.category,
-                kind: Kind::Custom(c.validator),
+                kind: Kind::Custom(c.validator.clone()),
             });
-            patterns.push(c.pattern);
+            patterns.push(c.pattern.clone());
         }
-        let any = if patterns.is_empty() {
-            None
-        } else {
-            Some(Regex::new_many(&patterns).map_err(|_| RedactorBuildError)?)
-        };
-        Ok(PatternRedactor { specs, any, style })
+        let sources: Vec<Pattern<'_>> = builtin
+            .iter()
+            .map(|&d| Pattern::Builtin(d))
+            .chain(custom.iter().map(|c| Pattern::Custom(&c.pattern)))
+            .collect();
+        let scanner = Scanner::new(&sources).ok_or(RedactorBuildError)?;
+        Ok(PatternRedactor {
+            specs,
+            scanner,
+            patterns: patterns.into(),
+            one_automaton: OnceLock::new(),
+            style,
+        })
     }
 
     /// The entity types this redactor finds, in the order it tries them.
@@ -221,7 +241,46 @@ impl PatternRedactor {
     /// Every value found in `text`, in order, not overlapping.
     pub fn scan(&self, text: &str) -> Vec<Finding> {
         let mut out = Vec::new();
-        let Some(any) = &self.any else { return out };
+        self.scanner.scan(
+            text,
+            |i, m| self.confirm_spec(i, text, m),
+            |i, start, end| {
+                if let Some(spec) = self.specs.get(i) {
+                    out.push(Finding {
+                        entity: spec.entity.clone(),
+                        category: spec.category,
+                        start,
+                        end,
+                    });
+                }
+            },
+        );
+        out
+    }
+
+    fn confirm_spec(
+        &self,
+        i: usize,
+        text: &str,
+        m: std::ops::Range<usize>,
+    ) -> Option<(usize, usize)> {
+        self.specs
+            .get(i)
+            .and_then(|spec| Self::confirm(spec, text, m))
+    }
+
+    /// The findings of [`scan`](Self::scan), found the slow, plain way: every pattern in one
+    /// automaton (regex-automata's multi-pattern meta regex), searched again from each
+    /// candidate. This was the first engine; it is kept as the reference the scanner is tested
+    /// against and measured beside, and is not meant for production use. For a redactor with
+    /// one detector, it is exactly that detector's regex and validator.
+    #[doc(hidden)]
+    pub fn scan_one_automaton(&self, text: &str) -> Vec<Finding> {
+        let mut out = Vec::new();
+        let any = self
+            .one_automaton
+            .get_or_init(|| Regex::new_many(&self.patterns).ok());
+        let Some(any) = any else { return out };
         let mut at = 0;
         let mut last_end = 0;
         while at < text.len() {
@@ -313,24 +372,42 @@ impl PatternRedactor {
 
 impl Redactor for PatternRedactor {
     fn redact_text(&self, text: &str) -> Option<Redacted> {
-        let findings = self.scan(text);
-        if findings.is_empty() {
+        // Replaced as found; counted per detector and reported once per detector at the end.
+        let mut buf = String::new();
+        let mut counts = vec![0u32; self.specs.len()];
+        let mut last = 0;
+        self.scanner.scan(
+            text,
+            |i, m| self.confirm_spec(i, text, m),
+            |i, start, end| {
+                let Some(spec) = self.specs.get(i) else {
+                    return;
+                };
+                if buf.capacity() == 0 {
+                    buf.reserve(text.len());
+                }
+                buf.push_str(text.get(last..start).unwrap_or_default());
+                self.replacement(
+                    &spec.entity,
+                    text.get(start..end).unwrap_or_default(),
+                    &mut buf,
+                );
+                if let Some(n) = counts.get_mut(i) {
+                    *n += 1;
+                }
+                last = end;
+            },
+        );
+        if counts.iter().all(|&n| n == 0) {
             return None;
         }
-        let mut buf = String::with_capacity(text.len());
-        let mut report = RedactionReport::default();
-        let mut last = 0;
-        for f in &findings {
-            buf.push_str(text.get(last..f.start).unwrap_or_default());
-            self.replacement(
-                &f.entity,
-                text.get(f.start..f.end).unwrap_or_default(),
-                &mut buf,
-            );
-            report.add_finding(&f.entity, f.category);
-            last = f.end;
-        }
         buf.push_str(text.get(last..).unwrap_or_default());
+        let mut report = RedactionReport::default();
+        for (spec, &n) in self.specs.iter().zip(&counts) {
+            if n > 0 {
+                report.add_findings(&spec.entity, spec.category, n);
+            }
+        }
         Some(Redacted::new(buf, report))
     }
 }
@@ -439,6 +516,64 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    /// Values at the far end of what each pattern allows around its trigger (the `@`, the `:`
+    /// or `=`, the passport number's digits): the scanner's windows must reach them.
+    #[test]
+    fn scanner_windows_reach_as_far_as_the_patterns() {
+        let all = PatternRedactor::new(Detector::ALL).unwrap_or_else(|e| unreachable!("{e}"));
+        let wide = "\u{1F600}";
+        let cases = [
+            // Passport: the label with a long s, 12 four-byte separators, `number.`, 4 more.
+            (
+                format!(
+                    "pa\u{17f}\u{17f}port{}number.{}X12345678 ok",
+                    wide.repeat(12),
+                    wide.repeat(4)
+                ),
+                "US_PASSPORT",
+            ),
+            (
+                format!("PASSPORT{}123456789", " ".repeat(12)),
+                "US_PASSPORT",
+            ),
+            // AWS: 24 label characters each side of `secret`, spaces and quotes around `=`.
+            (
+                format!(
+                    "Aw\u{17f}{}\u{17f}ecret{} \"'  = \"wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\"",
+                    "_".repeat(24),
+                    "-".repeat(24)
+                ),
+                "AWS_SECRET_KEY",
+            ),
+            // Generic: the longest keyword with a long s, 16 label characters, a quote and many
+            // spaces before the operator; and a keyword with a Kelvin sign.
+            (
+                format!(
+                    "cliEnt-\u{17f}ecret{}'{}:  X7dK29LmQp4vR8sT2wY6zA1b",
+                    "a".repeat(16),
+                    " ".repeat(40)
+                ),
+                "GENERIC_API_KEY",
+            ),
+            (
+                "ACCESS_\u{212a}EY=X7dK29LmQp4vR8sT2wY6zA1b".to_owned(),
+                "GENERIC_API_KEY",
+            ),
+            // E-mail: a 64-character local part of two-byte characters.
+            (format!("{}@example.com", "\u{e9}".repeat(64)), "EMAIL"),
+            // IPv6: four hex digits before the first colon.
+            ("abcd:ef01::1".to_owned(), "IP_ADDRESS"),
+        ];
+        for (text, entity) in &cases {
+            let fast = all.scan(text);
+            assert_eq!(fast, all.scan_one_automaton(text), "{text:?}");
+            assert!(
+                fast.iter().any(|f| &*f.entity == *entity),
+                "{entity} not found in {text:?}: {fast:?}"
+            );
+        }
     }
 
     #[test]
