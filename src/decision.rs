@@ -165,6 +165,22 @@ impl DenyKind {
     }
 }
 
+/// The denial for a request whose audit record could not be written (fail closed).
+pub(crate) fn audit_unavailable() -> Denial {
+    Denial::new(Stage::Audit, DenyKind::Unavailable, "audit unavailable")
+        .with_rule(RuleId::from_static("audit.on_failure"))
+}
+
+/// The denial for a result classified above the caller's clearance: the result is withheld.
+pub(crate) fn withheld() -> Denial {
+    Denial::new(
+        Stage::Redaction,
+        DenyKind::Forbidden,
+        "response classified above the caller's clearance",
+    )
+    .with_rule(RuleId::from_static("redaction.clearance"))
+}
+
 /// The JSON-RPC error code a refused `action` is answered with: [`DenyKind::code`], except that a
 /// hidden resource reads like a missing one (`-32002`). Shared by every adapter so the wire
 /// looks the same whichever one answers.

@@ -313,12 +313,7 @@ impl Inner {
         cx: &RequestContext,
         completion: Completion,
     ) -> Result<(), Denial> {
-        let withheld = Denial::new(
-            Stage::Redaction,
-            DenyKind::Forbidden,
-            "response classified above the caller's clearance",
-        )
-        .with_rule(RuleId::from_static("redaction.clearance"));
+        let withheld = crate::decision::withheld();
         let (outcome, error_code, redactions, classification, denial) = match &completion {
             Completion::Ok {
                 redactions,
@@ -359,10 +354,7 @@ impl Inner {
         };
         match self.write_audit(method, target, cx, rec).await {
             Ok(()) => Ok(()),
-            Err(()) => Err(
-                Denial::new(Stage::Audit, DenyKind::Unavailable, "audit unavailable")
-                    .with_rule(RuleId::from_static("audit.on_failure")),
-            ),
+            Err(()) => Err(crate::decision::audit_unavailable()),
         }
     }
 
@@ -548,12 +540,7 @@ impl SecurityLayer {
                     );
                 }
                 match inner.audit_failure {
-                    AuditFailureMode::Deny => {
-                        Err(
-                            Denial::new(Stage::Audit, DenyKind::Unavailable, "audit unavailable")
-                                .with_rule(RuleId::from_static("audit.on_failure")),
-                        )
-                    }
+                    AuditFailureMode::Deny => Err(crate::decision::audit_unavailable()),
                     AuditFailureMode::Continue => Ok(()),
                 }
             }
@@ -741,10 +728,7 @@ impl SecurityLayer {
         inner
             .write_audit(method, target, cx, rec)
             .await
-            .map_err(|()| {
-                Denial::new(Stage::Audit, DenyKind::Unavailable, "audit unavailable")
-                    .with_rule(RuleId::from_static("audit.on_failure"))
-            })
+            .map_err(|()| crate::decision::audit_unavailable())
     }
 
     /// Authenticates `cx` as the pipeline would, without auditing: for diagnostics such as

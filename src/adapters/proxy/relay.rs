@@ -850,11 +850,11 @@ impl Shared {
                     classification,
                 },
                 Err(classification) => {
+                    let d = crate::decision::withheld();
                     obj.remove("result");
                     obj.insert(
                         "error".into(),
-                        json!({"code": crate::FORBIDDEN,
-                               "message": "response classified above the caller's clearance"}),
+                        json!({"code": d.kind().code(), "message": d.reason()}),
                     );
                     Completion::Withheld { classification }
                 }

@@ -262,13 +262,22 @@ impl<H: ClientHandler> SecureClient<H> {
         }
         let mut result = peer.call_tool(params).await?;
         if let Some(layer) = &self.guard.settings.layer {
-            let redactions = redact_typed(layer, &mut result);
-            layer
-                .audit_from_server("tools/call", Some(&name), &host_context(), redactions, None)
-                .await
-                .map_err(|d| SecureClientError::Refused {
+            let redacted = redact_typed(layer, &mut result);
+            let refused = redacted.is_none().then(unredactable);
+            let audited = layer
+                .audit_from_server(
+                    "tools/call",
+                    Some(&name),
+                    &host_context(),
+                    redacted.unwrap_or(0),
+                    refused.as_ref(),
+                )
+                .await;
+            if let Some(d) = refused.or(audited.err()) {
+                return Err(SecureClientError::Refused {
                     reason: d.reason().to_owned(),
-                })?;
+                });
+            }
         }
         Ok(result)
     }
@@ -296,26 +305,30 @@ fn host_context() -> crate::RequestContext {
 }
 
 /// Redacts every string of a typed MCP value in place (through its JSON form); returns how
-/// many values were replaced. A value that does not survive the round trip is left as it was
-/// and counted as nothing found, which cannot happen for rmcp's own types.
+/// many values were replaced, or `None` when the value could not be taken apart or put back
+/// together: it must then not be passed on, since it may still hold what redaction would have
+/// removed. (rmcp's own types always survive the round trip.)
 fn redact_typed<T: serde::Serialize + serde::de::DeserializeOwned>(
     layer: &SecurityLayer,
     value: &mut T,
-) -> u32 {
-    let Ok(mut json) = serde_json::to_value(&*value) else {
-        return 0;
-    };
+) -> Option<u32> {
+    let mut json = serde_json::to_value(&*value).ok()?;
     let report = layer.redact_value(&mut json);
     if report.is_empty() {
-        return 0;
+        return Some(0);
     }
-    match serde_json::from_value(json) {
-        Ok(redacted) => {
-            *value = redacted;
-            report.total()
-        }
-        Err(_) => 0,
-    }
+    *value = serde_json::from_value(json).ok()?;
+    Some(report.total())
+}
+
+/// The refusal of something from the server that could not be redacted (fail closed).
+fn unredactable() -> Denial {
+    Denial::new(
+        Stage::Redaction,
+        DenyKind::Unavailable,
+        "could not be redacted",
+    )
+    .with_rule(RuleId::from_static("redaction"))
 }
 
 impl<H: ClientHandler> SecureClient<H> {
@@ -332,21 +345,20 @@ impl<H: ClientHandler> SecureClient<H> {
         F: AsyncFnOnce(P) -> Result<R, McpError>,
     {
         let settings = &self.guard.settings;
-        let refused = (!settings.gate.permits(method)).then(|| settings.gate.denial());
-        let mut redactions = 0;
+        let mut refused = (!settings.gate.permits(method)).then(|| settings.gate.denial());
         if let Some(layer) = &settings.layer {
+            let mut redactions = 0;
             if refused.is_none() {
-                redactions = redact_typed(layer, &mut params);
+                match redact_typed(layer, &mut params) {
+                    Some(n) => redactions = n,
+                    None => refused = Some(unredactable()),
+                }
             }
             let audited = layer
                 .audit_from_server(method, None, &host_context(), redactions, refused.as_ref())
                 .await;
-            if let (None, Err(d)) = (&refused, audited) {
-                return Err(McpError::new(
-                    ErrorCode(d.kind().code()),
-                    d.reason().to_owned(),
-                    None,
-                ));
+            if let Err(d) = audited {
+                refused = refused.or(Some(d));
             }
         }
         match refused {
@@ -464,8 +476,11 @@ impl<H: ClientHandler> ClientHandler for SecureClient<H> {
         mut params: ProgressNotificationParam,
         context: NotificationContext<RoleClient>,
     ) {
-        if let Some(layer) = &self.guard.settings.layer {
-            redact_typed(layer, &mut params);
+        // A message that could not be redacted is not delivered.
+        if let Some(layer) = &self.guard.settings.layer
+            && redact_typed(layer, &mut params).is_none()
+        {
+            return;
         }
         self.inner.on_progress(params, context).await;
     }
@@ -475,8 +490,11 @@ impl<H: ClientHandler> ClientHandler for SecureClient<H> {
         mut params: LoggingMessageNotificationParam,
         context: NotificationContext<RoleClient>,
     ) {
-        if let Some(layer) = &self.guard.settings.layer {
-            redact_typed(layer, &mut params);
+        // A message that could not be redacted is not delivered.
+        if let Some(layer) = &self.guard.settings.layer
+            && redact_typed(layer, &mut params).is_none()
+        {
+            return;
         }
         self.inner.on_logging_message(params, context).await;
     }

@@ -194,9 +194,10 @@ impl Pending {
             },
             // Classified above the caller's clearance: the result is withheld.
             (Ok(_), Err(classification)) => {
+                let d = crate::decision::withheld();
                 result = Err(McpError::new(
-                    ErrorCode(crate::FORBIDDEN),
-                    "response classified above the caller's clearance",
+                    ErrorCode(d.kind().code()),
+                    d.reason().to_owned(),
                     None,
                 ));
                 Completion::Withheld { classification }
