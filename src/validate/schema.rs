@@ -8,14 +8,19 @@ use arc_swap::ArcSwap;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
+#[cfg(feature = "schema")]
+use super::ConstraintError;
 use super::arguments::ArgumentKind;
-use super::{ConstraintError, InputValidator, PathGuard, SsrfGuard, ToolSchema, ValidationError};
+use super::{InputValidator, PathGuard, SsrfGuard, ToolSchema, ValidationError};
 use crate::context::{Identity, RequestContext};
 use crate::message::Action;
 
 /// Bounds on a schema before it is compiled: a server's schema is input too.
+#[cfg(feature = "schema")]
 const MAX_SCHEMA_NODES: usize = 20_000;
+#[cfg(feature = "schema")]
 const MAX_SCHEMA_DEPTH: usize = 64;
+#[cfg(feature = "schema")]
 const MAX_COMPOSITION_BRANCHES: usize = 256;
 /// Compiled validators kept for schemas no tool uses any more (a server that relists).
 const MAX_CACHED: usize = 4096;
