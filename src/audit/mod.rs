@@ -22,6 +22,7 @@ mod alert;
 mod canonical;
 mod chain;
 mod chained;
+mod encode;
 mod fanout;
 mod file;
 mod memory;
@@ -72,6 +73,18 @@ pub enum AuditOutcome {
     Error,
     /// The request passed every check, but the handler never answered (cancelled).
     Cancelled,
+}
+
+impl AuditOutcome {
+    /// The stable lowercase name used in records.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditOutcome::Allow => "allow",
+            AuditOutcome::Deny => "deny",
+            AuditOutcome::Error => "error",
+            AuditOutcome::Cancelled => "cancelled",
+        }
+    }
 }
 
 /// What an audit sink does when it cannot write.
@@ -316,7 +329,7 @@ impl<'a> AuditEvent<'a> {
     /// # Errors
     /// [`AuditError::Encode`] if serialization fails (it does not for these field types).
     pub fn write_canonical(&self, out: &mut Vec<u8>) -> Result<(), AuditError> {
-        serde_json::to_writer(out, self).map_err(|_| AuditError::Encode)
+        encode::write_event(self, out)
     }
 
     /// Sets the detail (fixed or policy text, never request values).
