@@ -1,5 +1,6 @@
 //! [`HttpConfig`]: what the HTTP layer enforces, from the policy's `[http]` table or in code.
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -160,7 +161,7 @@ impl HostPattern {
 
 /// Splits `host[:port]` (IPv6 as `[addr][:port]`, or a bare IPv6 address) into a host, IPv6
 /// kept in brackets, and a port. `None` when it is not an authority a `Host` header can carry.
-pub(crate) fn split_authority(s: &str) -> Option<(String, Option<u16>)> {
+pub(crate) fn split_authority(s: &str) -> Option<(Cow<'_, str>, Option<u16>)> {
     if s.is_empty() || s.len() > 255 {
         return None;
     }
@@ -171,11 +172,14 @@ pub(crate) fn split_authority(s: &str) -> Option<(String, Option<u16>)> {
             "" => None,
             p => Some(p.strip_prefix(':')?.parse::<u16>().ok()?),
         };
-        return Some((format!("[{addr}]"), port));
+        // `[addr]` as written, borrowed: this runs on every request's `Host`.
+        return Some((Cow::Borrowed(&s[..addr.len() + 2]), port));
     }
-    // A bare IPv6 address (as written in a configuration file): no port possible.
-    if s.parse::<std::net::Ipv6Addr>().is_ok() {
-        return Some((format!("[{s}]"), None));
+    // A bare IPv6 address (as written in a configuration file): no port possible. It has two
+    // colons or more; a `host:port` has one, and is not parsed as an address for nothing.
+    if s.bytes().filter(|&b| b == b':').nth(1).is_some() && s.parse::<std::net::Ipv6Addr>().is_ok()
+    {
+        return Some((Cow::Owned(format!("[{s}]")), None));
     }
     let (host, port) = match s.rsplit_once(':') {
         Some((h, p)) => (h, Some(p.parse::<u16>().ok()?)),
@@ -185,7 +189,7 @@ pub(crate) fn split_authority(s: &str) -> Option<(String, Option<u16>)> {
         && host
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_');
-    valid.then(|| (host.to_owned(), port))
+    valid.then_some((Cow::Borrowed(host), port))
 }
 
 fn checked_scopes<S: AsRef<str>>(
@@ -477,15 +481,20 @@ mod tests {
 
     #[test]
     fn authorities() {
+        let owned = |s| split_authority(s).map(|(h, p)| (h.into_owned(), p));
         assert_eq!(
-            split_authority("Example.com:8080"),
+            owned("Example.com:8080"),
             Some(("Example.com".to_owned(), Some(8080)))
         );
+        assert_eq!(owned("[::1]:3000"), Some(("[::1]".to_owned(), Some(3000))));
+        assert_eq!(owned("[::1]"), Some(("[::1]".to_owned(), None)));
+        assert_eq!(owned("::1"), Some(("[::1]".to_owned(), None)));
         assert_eq!(
-            split_authority("[::1]:3000"),
-            Some(("[::1]".to_owned(), Some(3000)))
+            owned("127.0.0.1:8080"),
+            Some(("127.0.0.1".to_owned(), Some(8080)))
         );
-        assert_eq!(split_authority("::1"), Some(("[::1]".to_owned(), None)));
+        assert_eq!(split_authority("a:b:c"), None);
+        assert_eq!(split_authority("[::1]x"), None);
         assert_eq!(split_authority("evil.com:99999"), None);
         assert_eq!(split_authority("a b"), None);
         assert_eq!(split_authority("[zz]"), None);

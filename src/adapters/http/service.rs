@@ -43,6 +43,8 @@ const MAX_SESSION_ID_BYTES: usize = 256;
 pub struct Authenticated {
     identity: Identity,
     peer: Option<SocketAddr>,
+    /// The `Mcp-Session-Id` the layer checked, so the handler's context shares it.
+    session: Option<Arc<str>>,
 }
 
 impl Authenticated {
@@ -252,11 +254,11 @@ impl Shared {
     /// The `Host` (HTTP/1.1) or the URI authority (HTTP/2), checked against the allowed hosts.
     fn host_allowed<B>(&self, req: &Request<B>) -> bool {
         let authority = match single(req.headers(), header::HOST) {
-            Ok(Some(h)) => h.to_str().ok().map(str::to_owned),
-            Ok(None) => req.uri().authority().map(|a| a.as_str().to_owned()),
+            Ok(Some(h)) => h.to_str().ok(),
+            Ok(None) => req.uri().authority().map(|a| a.as_str()),
             Err(()) => None,
         };
-        let Some((host, port)) = authority.as_deref().and_then(split_authority) else {
+        let Some((host, port)) = authority.and_then(split_authority) else {
             return false;
         };
         self.config
@@ -302,7 +304,7 @@ impl Shared {
         })
     }
 
-    fn context(&self, peer: Option<SocketAddr>, session: Option<&str>) -> RequestContext {
+    fn context(&self, peer: Option<SocketAddr>, session: Option<Arc<str>>) -> RequestContext {
         let mut cx = RequestContext::new(Transport::Http);
         if let Some(p) = peer {
             cx = cx.with_peer_addr(p.ip().to_canonical());
@@ -406,14 +408,17 @@ where
     };
     // A session id is visible ASCII (the transport specification); bounded too, since it is
     // written to the audit record.
-    let session: Option<String> = match session.map(HeaderValue::as_bytes) {
+    let session: Option<Arc<str>> = match session.map(HeaderValue::as_bytes) {
         None => None,
+        // Visible ASCII is UTF-8, so `from_utf8` keeps every id the check lets through. Shared
+        // with the context and, through `Authenticated`, with the handler's context.
         Some(id)
             if !id.is_empty()
                 && id.len() <= MAX_SESSION_ID_BYTES
-                && id.iter().all(u8::is_ascii_graphic) =>
+                && id.iter().all(u8::is_ascii_graphic)
+                && let Ok(id) = std::str::from_utf8(id) =>
         {
-            Some(String::from_utf8_lossy(id).into_owned())
+            Some(Arc::from(id))
         }
         Some(_) => {
             return Ok(text(
@@ -422,7 +427,7 @@ where
             ));
         }
     };
-    let cx = shared.context(peer, session.as_deref());
+    let cx = shared.context(peer, session.clone());
 
     // DNS rebinding: a page whose name now resolves to this server still sends its own name.
     // Host first, then Origin: each refusal audited at the frame stage, answered 403.
@@ -593,6 +598,7 @@ where
     parts.extensions.insert(Authenticated {
         identity: identity.clone(),
         peer,
+        session: session.clone(),
     });
     let method = parts.method.clone();
     let req = Request::from_parts(parts, Full::new(bytes));
@@ -644,6 +650,10 @@ pub(crate) fn request_context(ext: &rmcp::model::Extensions) -> Option<RequestCo
         cx = cx.with_verified_identity(a.identity.clone());
         if let Some(p) = a.peer {
             cx = cx.with_peer_addr(p.ip().to_canonical());
+        }
+        // The header the layer checked (the same one rmcp routed by), without a second copy.
+        if let Some(s) = &a.session {
+            return Some(cx.with_session_id(s.clone()));
         }
     } else if let Some(p) = parts
         .extensions
