@@ -2,6 +2,8 @@
 //! the latency the audit record adds to a `tools/call` through `SecureServer` (per sink), in the
 //! same run as an in-memory sink.
 //!
+//! Also one record's encoding, field by field against serde (`audit_encode`).
+//!
 //! Run on one core to check the target: `taskset -c 0 cargo bench --bench audit`.
 //! The latency group also measures the file sinks with `write_from_caller(false)` (every record
 //! through the writer thread, as before callers wrote an idle log themselves), in the same run.
@@ -238,5 +240,51 @@ impl AuditSink for NullCountingSink {
     }
 }
 
-criterion_group!(benches, throughput, latency);
+/// One record's encoding, as a `tools/call` over HTTP fills it, three ways in the same run: the
+/// field-by-field encoder records use, the derived `Serialize` through serde_json (what records
+/// used before), and the generic canonical encoder (a `Value`, keys sorted).
+fn encode(c: &mut Criterion) {
+    let cid = CorrelationId::Number(41);
+    let rule = mcp_security::RuleId::new("tools[0]");
+    let mut e =
+        AuditEvent::system(EventType::ToolInvocation, "tools/call", &cid).with_server_id("demo");
+    e.transport = Transport::Http;
+    e.session_id = Some("5f0c4a8e-2b1d-4c7a-9e3f-7a6b5c4d3e2f");
+    e.peer_addr = Some("127.0.0.1".parse().unwrap());
+    e.user_agent = Some("rmcp/3.11");
+    e.host = Some("analytics");
+    e.subject = Some("analytics");
+    e.auth_method = Some(mcp_security::AuthMethod::ApiKey);
+    e.target = Some("echo");
+    e.tool_name = Some("echo");
+    e.rule = Some(&rule);
+    e.stage = mcp_security::Stage::Redaction;
+    e.latency_us = 37;
+    let mut g = c.benchmark_group("audit_encode");
+    let mut out = Vec::with_capacity(1024);
+    g.bench_function("field_by_field", |b| {
+        b.iter(|| {
+            out.clear();
+            e.write_canonical(&mut out).unwrap();
+            std::hint::black_box(&out);
+        });
+    });
+    g.bench_function("serde_derive", |b| {
+        b.iter(|| {
+            out.clear();
+            serde_json::to_writer(&mut out, &e).unwrap();
+            std::hint::black_box(&out);
+        });
+    });
+    g.bench_function("generic_canonical", |b| {
+        b.iter(|| {
+            out.clear();
+            mcp_security::audit::to_canonical_json(&e, &mut out).unwrap();
+            std::hint::black_box(&out);
+        });
+    });
+    g.finish();
+}
+
+criterion_group!(benches, encode, throughput, latency);
 criterion_main!(benches);
