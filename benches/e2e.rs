@@ -13,10 +13,14 @@
 //!   concurrent clients (one session each). The server runs on its own two-worker runtime, the
 //!   clients on another; both share the machine's cores, so the process's CPU is also split by
 //!   thread to report what the server spent per call.
-//! - Over stdio through the proxy: not here yet (another part of issue #8); see `main`.
+//! - Over stdio through the proxy: benches/proxy.rs.
+//!
+//! - Streamable HTTP with the server alone on one core and a light load generator (raw
+//!   HTTP/1.1 on keep-alive connections) on the other: the server's own throughput, unwrapped
+//!   and wrapped.
 //!
 //! `cargo bench --features http --bench e2e`; the summary (percentiles, ratios, CPU per call)
-//! is printed at the end.
+//! is printed at the end. `E2E_SECTIONS=in_process,http,one_core` runs only the sections named.
 
 #![allow(
     clippy::unwrap_used,
@@ -543,24 +547,448 @@ fn over_http(c: &mut Criterion, keys: &DemoKeys, policy: &Policy, dir: &Path) {
     drop(server_rt);
 }
 
+// ---------------------------------------------------------------------------------------------
+// Streamable HTTP with the server alone on one core: the server's own throughput.
+//
+// The rmcp client above spends more CPU per call than the server (50-90 µs against 40-65), and
+// both share the machine's two cores, so the end-to-end figures say more about the clients
+// and the scheduler than about the server. Here the server gets one core to itself (one
+// runtime worker pinned to CPU 0) and a load generator that costs a few µs a call runs on the
+// other: keep-alive connections speaking just enough HTTP/1.1 to call `echo` on an initialized
+// session. The server is then the bottleneck, and calls per second measure its CPU per call.
+
+/// The core the server's runtime (and the audit writer thread) runs on; the load generator
+/// takes the other.
+const SERVER_CPU: usize = 0;
+const LOAD_CPU: usize = 1;
+/// Connections (one MCP session each) the load generator keeps busy.
+const RAW_CONNECTIONS: usize = 16;
+
+/// Pins the calling thread (and the threads it starts later) to `cpu`; false when it could not.
+fn pin(cpu: usize) -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        let mut set = rustix::thread::CpuSet::new();
+        set.set(cpu);
+        rustix::thread::sched_setaffinity(None, &set).is_ok()
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = cpu;
+        false
+    }
+}
+
+/// Lets the calling thread run on every core again.
+fn unpin() {
+    #[cfg(target_os = "linux")]
+    {
+        let mut set = rustix::thread::CpuSet::new();
+        for cpu in 0..std::thread::available_parallelism().map_or(1, usize::from) {
+            set.set(cpu);
+        }
+        let _ = rustix::thread::sched_setaffinity(None, &set);
+    }
+}
+
+/// One HTTP/1.1 response, read by its framing.
+struct RawResponse {
+    status: u16,
+    session: Option<String>,
+    body: Vec<u8>,
+}
+
+/// A keep-alive connection with one MCP session on it.
+struct RawConn {
+    stream: tokio::net::TcpStream,
+    addr: SocketAddr,
+    bearer: Option<String>,
+    session: Option<String>,
+    buf: Vec<u8>,
+    calls: u64,
+}
+
+impl RawConn {
+    async fn open(addr: SocketAddr, key: Option<&str>) -> RawConn {
+        let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        stream.set_nodelay(true).unwrap();
+        let mut c = RawConn {
+            stream,
+            addr,
+            bearer: key.map(str::to_owned),
+            session: None,
+            buf: Vec::with_capacity(4096),
+            calls: 0,
+        };
+        let init = c
+            .post(br#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"raw-load","version":"0"}}}"#)
+            .await;
+        assert_eq!(
+            init.status,
+            200,
+            "initialize: {}",
+            String::from_utf8_lossy(&init.body)
+        );
+        c.session = Some(init.session.expect("the server names a session"));
+        let done = c
+            .post(br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#)
+            .await;
+        assert_eq!(done.status, 202, "notifications/initialized");
+        c
+    }
+
+    /// One `tools/call echo`, checked: answered, not an error.
+    async fn call(&mut self) {
+        self.calls += 1;
+        // A string id of fixed width keeps the request the same length every time.
+        let body = format!(
+            r#"{{"jsonrpc":"2.0","id":"c{:012}","method":"tools/call","params":{{"name":"echo","arguments":{{"text":"hello"}}}}}}"#,
+            self.calls
+        );
+        let r = self.post(body.as_bytes()).await;
+        let ok = r.status == 200
+            && contains(&r.body, br#""result""#)
+            && !contains(&r.body, br#""isError":true"#);
+        assert!(
+            ok,
+            "the echo call failed: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+    }
+
+    async fn post(&mut self, body: &[u8]) -> RawResponse {
+        use std::fmt::Write as _;
+        use tokio::io::AsyncWriteExt;
+        let mut head = String::with_capacity(512);
+        let _ = write!(
+            head,
+            "POST /mcp HTTP/1.1\r\nhost: {}\r\naccept: application/json, text/event-stream\r\n\
+             content-type: application/json\r\ncontent-length: {}\r\n",
+            self.addr,
+            body.len()
+        );
+        if let Some(k) = &self.bearer {
+            let _ = write!(head, "authorization: Bearer {k}\r\n");
+        }
+        if let Some(s) = &self.session {
+            let _ = write!(
+                head,
+                "mcp-session-id: {s}\r\nmcp-protocol-version: 2025-06-18\r\n"
+            );
+        }
+        head.push_str("\r\n");
+        let mut req = head.into_bytes();
+        req.extend_from_slice(body);
+        self.stream.write_all(&req).await.unwrap();
+        self.read_response().await
+    }
+
+    /// Reads until `self.buf` holds `n` bytes at least.
+    async fn fill(&mut self, n: usize) {
+        use tokio::io::AsyncReadExt;
+        while self.buf.len() < n {
+            let mut chunk = [0u8; 4096];
+            let got = self.stream.read(&mut chunk).await.unwrap();
+            assert!(got > 0, "the server closed the connection");
+            self.buf.extend_from_slice(&chunk[..got]);
+        }
+    }
+
+    /// Reads until `self.buf[from..]` holds `needle`; its position.
+    async fn fill_until(&mut self, from: usize, needle: &[u8]) -> usize {
+        loop {
+            if let Some(i) = find(&self.buf[from..], needle) {
+                return from + i;
+            }
+            let have = self.buf.len();
+            self.fill(have + 1).await;
+        }
+    }
+
+    async fn read_response(&mut self) -> RawResponse {
+        let end = self.fill_until(0, b"\r\n\r\n").await;
+        let head = String::from_utf8_lossy(&self.buf[..end]).into_owned();
+        let mut lines = head.split("\r\n");
+        let status = lines
+            .next()
+            .and_then(|l| l.split(' ').nth(1))
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        let (mut length, mut chunked, mut session) = (0usize, false, None);
+        for line in lines {
+            let Some((name, value)) = line.split_once(':') else {
+                continue;
+            };
+            let value = value.trim();
+            match name.to_ascii_lowercase().as_str() {
+                "content-length" => length = value.parse().unwrap(),
+                "transfer-encoding" => chunked = value.eq_ignore_ascii_case("chunked"),
+                "mcp-session-id" => session = Some(value.to_owned()),
+                _ => {}
+            }
+        }
+        let mut at = end + 4;
+        let mut body = Vec::new();
+        if chunked {
+            loop {
+                let line_end = self.fill_until(at, b"\r\n").await;
+                let size_text = String::from_utf8_lossy(&self.buf[at..line_end]).into_owned();
+                let size =
+                    usize::from_str_radix(size_text.split(';').next().unwrap().trim(), 16).unwrap();
+                at = line_end + 2;
+                self.fill(at + size + 2).await;
+                body.extend_from_slice(&self.buf[at..at + size]);
+                at += size + 2;
+                if size == 0 {
+                    break;
+                }
+            }
+        } else {
+            self.fill(at + length).await;
+            body.extend_from_slice(&self.buf[at..at + length]);
+            at += length;
+        }
+        self.buf.drain(..at);
+        RawResponse {
+            status,
+            session,
+            body,
+        }
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    find(hay, needle).is_some()
+}
+
+/// `total` calls spread over `conns`, all in flight at once; the wall time. Each connection
+/// runs as its own task and comes back when done.
+async fn raw_burst(conns: &mut Vec<RawConn>, total: u64) -> Duration {
+    let n = conns.len() as u64;
+    let start = Instant::now();
+    let tasks: Vec<_> = conns
+        .drain(..)
+        .enumerate()
+        .map(|(i, mut c)| {
+            let k = total / n + u64::from((i as u64) < total % n);
+            tokio::spawn(async move {
+                for _ in 0..k {
+                    c.call().await;
+                }
+                c
+            })
+        })
+        .collect();
+    for t in tasks {
+        conns.push(t.await.unwrap());
+    }
+    start.elapsed()
+}
+
+fn server_on_one_core(c: &mut Criterion, keys: &DemoKeys, policy: &Policy, dir: &Path) {
+    // The sinks' writer threads start on the thread that opens them: on the server's core.
+    if !pin(SERVER_CPU) {
+        note("http one core: could not pin threads to cores; section skipped".to_owned());
+        return;
+    }
+    let server_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name(SERVER_THREADS)
+        .on_thread_start(|| {
+            pin(SERVER_CPU);
+        })
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut fronts: Vec<(&'static str, Front, Option<&str>)> = vec![
+        ("unwrapped", Front::Bare, None),
+        (
+            "http_layer_only",
+            Front::HttpLayerOnly(layer(policy, Audit::Memory.sink(dir))),
+            Some(&keys.analytics),
+        ),
+    ];
+    for a in [Audit::Memory, Audit::FileOs, Audit::FileAlways] {
+        fronts.push((
+            a.name(),
+            Front::Both(layer(policy, a.sink(dir))),
+            Some(&keys.analytics),
+        ));
+    }
+    // The load generator: this thread, on the other core, one current-thread runtime.
+    pin(LOAD_CPU);
+    let client_rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut arms: Vec<(&'static str, Vec<RawConn>)> = Vec::new();
+    for (name, front, key) in fronts {
+        let addr = server_rt.block_on(serve_http(front, policy));
+        let conns = client_rt.block_on(async {
+            let mut v = Vec::with_capacity(RAW_CONNECTIONS);
+            for _ in 0..RAW_CONNECTIONS {
+                v.push(RawConn::open(addr, key).await);
+            }
+            v
+        });
+        arms.push((name, conns));
+    }
+
+    let mut g = c.benchmark_group("e2e_http_server_one_core");
+    g.throughput(Throughput::Elements(1))
+        .sample_size(15)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(5));
+    for (name, conns) in arms.iter_mut() {
+        g.bench_function(*name, |b| {
+            b.iter_custom(|iters| client_rt.block_on(raw_burst(conns, iters)));
+        });
+    }
+    g.finish();
+
+    // Paired rounds, as above: each arm's round divided by the unwrapped round just before it.
+    const ROUNDS: usize = 21;
+    const ROUND_CALLS: u64 = 4_000;
+    let mut rates: Vec<Vec<f64>> = vec![Vec::new(); arms.len()];
+    let mut ratios: Vec<Vec<f64>> = vec![Vec::new(); arms.len()];
+    for _ in 0..ROUNDS {
+        let mut base = None;
+        for (i, (_, conns)) in arms.iter_mut().enumerate() {
+            let took = client_rt.block_on(raw_burst(conns, ROUND_CALLS));
+            let rate = ROUND_CALLS as f64 / took.as_secs_f64();
+            let b = *base.get_or_insert(rate);
+            rates[i].push(rate);
+            ratios[i].push(rate / b);
+        }
+    }
+    for (((name, _), r), q) in arms.iter().zip(rates.iter_mut()).zip(ratios.iter_mut()) {
+        r.sort_by(f64::total_cmp);
+        q.sort_by(f64::total_cmp);
+        let at = |v: &Vec<f64>, k: usize| v.get(k).copied().unwrap_or_default();
+        let rate = at(r, r.len() / 2);
+        note(format!(
+            "http one core {name}: median {rate:.0} calls/s ({:.1} us of server core per call) over {ROUNDS} rounds of {ROUND_CALLS} calls on {RAW_CONNECTIONS} connections (min {:.0}, max {:.0}); {:.1} % of the unwrapped round before it (median; quartiles {:.1}-{:.1} %; target at least 90 %)",
+            1e6 / rate,
+            at(r, 0),
+            at(r, r.len() - 1),
+            at(q, q.len() / 2) * 100.0,
+            at(q, q.len() / 4) * 100.0,
+            at(q, q.len() * 3 / 4) * 100.0,
+        ));
+    }
+    drop(arms);
+    drop(client_rt);
+    drop(server_rt);
+    unpin();
+}
+
+/// `E2E_PROFILE=ARM [E2E_PROFILE_CALLS=N]`: only `N` calls (default 2,000) over HTTP to one
+/// arm, one client, no criterion, for a profiler: the server on one worker thread named
+/// `e2e-server`, the client on the main thread, so that `valgrind --tool=callgrind
+/// --separate-threads=yes` counts the server's instructions apart from the client's. Instruction
+/// counts repeat run to run whatever else the machine does, which wall time on a shared machine
+/// does not. ARM: `unwrapped`, `http_layer_only`, `wrapped_audit_memory`, `wrapped_audit_file_os`.
+/// With `E2E_PROFILE_RAW=1` the calls come from the one-core section's load generator instead
+/// (16 raw HTTP connections, all in flight at once).
+fn profile(arm: &str, keys: &DemoKeys, policy: &Policy, dir: &Path) {
+    let calls: usize = std::env::var("E2E_PROFILE_CALLS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(2_000);
+    let server_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name(SERVER_THREADS)
+        .enable_all()
+        .build()
+        .unwrap();
+    let client_rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (front, key) = match arm {
+        "unwrapped" => (Front::Bare, None),
+        "http_layer_only" => (
+            Front::HttpLayerOnly(layer(policy, Audit::Memory.sink(dir))),
+            Some(keys.analytics.as_str()),
+        ),
+        "wrapped_audit_memory" => (
+            Front::Both(layer(policy, Audit::Memory.sink(dir))),
+            Some(keys.analytics.as_str()),
+        ),
+        "wrapped_audit_file_os" => (
+            Front::Both(layer(policy, Audit::FileOs.sink(dir))),
+            Some(keys.analytics.as_str()),
+        ),
+        other => {
+            eprintln!("E2E_PROFILE: no arm `{other}`");
+            std::process::exit(2);
+        }
+    };
+    let addr = server_rt.block_on(serve_http(front, policy));
+    if std::env::var_os("E2E_PROFILE_RAW").is_some() {
+        // As the one-core section drives the server: raw HTTP on 16 connections.
+        let mut conns = client_rt.block_on(async {
+            let mut v = Vec::with_capacity(RAW_CONNECTIONS);
+            for _ in 0..RAW_CONNECTIONS {
+                v.push(RawConn::open(addr, key).await);
+            }
+            v
+        });
+        let took = client_rt.block_on(raw_burst(&mut conns, calls as u64));
+        println!("E2E_PROFILE {arm}: {calls} raw calls in {took:?}");
+        return;
+    }
+    let clients = client_rt.block_on(http_clients(addr, key, 1));
+    let peer = clients[0].peer().clone();
+    let req = echo();
+    client_rt.block_on(async {
+        for _ in 0..calls {
+            call(&peer, &req).await;
+        }
+    });
+    println!("E2E_PROFILE {arm}: {calls} calls done");
+    client_rt.block_on(async {
+        for c in clients {
+            let _ = c.cancel().await;
+        }
+    });
+    drop(server_rt);
+}
+
 fn main() {
-    let mut c = Criterion::default().configure_from_args();
     let keys = DemoKeys::generate();
     // A real disk (the work tree's file system), not tmpfs: fsync must mean something.
     let dir = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).unwrap();
     let policy =
         Policy::from_toml_str(&demo_policy(&keys, &dir.path().join("policy.jsonl"))).unwrap();
+    if let Ok(arm) = std::env::var("E2E_PROFILE") {
+        profile(&arm, &keys, &policy, dir.path());
+        return;
+    }
+    let mut c = Criterion::default().configure_from_args();
     note(format!(
         "load average at start: {}",
         std::fs::read_to_string("/proc/loadavg")
             .unwrap_or_default()
             .trim()
     ));
-    in_process(&mut c, &keys, &policy, dir.path());
-    over_http(&mut c, &keys, &policy, dir.path());
-    // Issue #8's stdio part (a wrapped server behind the stdio proxy, as a child process) goes
-    // here, as `stdio_proxy(&mut c, &keys, &policy, dir.path())`, so its figures land in the same
-    // run as the two transports above.
+    // `E2E_SECTIONS=in_process,http,one_core` (the default: all three) picks sections.
+    let sections = std::env::var("E2E_SECTIONS").unwrap_or_default();
+    let wanted = |name: &str| sections.is_empty() || sections.split(',').any(|s| s == name);
+    if wanted("in_process") {
+        in_process(&mut c, &keys, &policy, dir.path());
+    }
+    if wanted("http") {
+        over_http(&mut c, &keys, &policy, dir.path());
+    }
+    if wanted("one_core") {
+        server_on_one_core(&mut c, &keys, &policy, dir.path());
+    }
+    // The stdio proxy's figures come from benches/proxy.rs (it needs the `cli` feature).
     note(format!(
         "load average at end: {}",
         std::fs::read_to_string("/proc/loadavg")
