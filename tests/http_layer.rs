@@ -461,6 +461,16 @@ async fn a_valid_token_reaches_the_handler_with_its_identity_and_without_the_hea
         assert_eq!(c["peer_addr"], "127.0.0.1");
         assert!(c["session_id"].is_string(), "the session id is audited");
     }
+    // Each caller's own session, as the layer checked it (shared with the handler's context).
+    assert_ne!(calls[0]["session_id"], calls[1]["session_id"]);
+    for (c, host) in calls.iter().zip(["alice", "bob"]) {
+        let same_session = s
+            .audit_records()
+            .into_iter()
+            .filter(|r| r["session_id"] == c["session_id"])
+            .all(|r| r["host"] == host || r["host"].is_null());
+        assert!(same_session, "every record of {host}'s session names {host}");
+    }
     let audit = std::fs::read_to_string(&s.audit).unwrap();
     assert!(!audit.contains(&s.keys.alice) && !audit.contains(&s.keys.bob));
 }
