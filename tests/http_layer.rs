@@ -469,7 +469,10 @@ async fn a_valid_token_reaches_the_handler_with_its_identity_and_without_the_hea
             .into_iter()
             .filter(|r| r["session_id"] == c["session_id"])
             .all(|r| r["host"] == host || r["host"].is_null());
-        assert!(same_session, "every record of {host}'s session names {host}");
+        assert!(
+            same_session,
+            "every record of {host}'s session names {host}"
+        );
     }
     let audit = std::fs::read_to_string(&s.audit).unwrap();
     assert!(!audit.contains(&s.keys.alice) && !audit.contains(&s.keys.bob));

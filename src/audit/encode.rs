@@ -273,6 +273,18 @@ mod tests {
         }
     }
 
+    #[test]
+    fn event_ids_as_display_writes_them() {
+        let cid = CorrelationId::None;
+        for id in [0, 1, 0xabc, u128::MAX, u128::from(u64::MAX) << 64] {
+            let mut e = AuditEvent::system(EventType::SecurityEvent, "x", &cid);
+            e.event_id = crate::audit::EventId(id);
+            let (fast, derived, _) = all_three(&e);
+            assert_eq!(fast, derived, "{id:x}");
+            assert!(fast.contains(&format!("\"event_id\":\"{id:032x}\"")));
+        }
+    }
+
     /// Any text: control characters, quotes, backslashes, line separators, non-ASCII.
     fn text() -> impl Strategy<Value = String> {
         prop_oneof![
@@ -362,34 +374,46 @@ mod tests {
                     Some(DenyKind::Unavailable),
                 ][choices.3],
             );
-            let mut e = AuditEvent::system(event_type, &method, &correlation);
-            e.timestamp = chrono::Utc.timestamp_opt(secs, nanos).unwrap();
-            e.outcome = outcome;
-            e.stage = stage;
-            e.deny_kind = deny_kind;
-            e.auth_method = [
-                None,
-                Some(AuthMethod::ApiKey),
-                Some(AuthMethod::Bearer),
-                Some(AuthMethod::ClientCertificate),
-            ][choices.4];
-            e.transport = [Transport::Stdio, Transport::Http, Transport::InProcess, Transport::DryRun][choices.4];
-            e.detail = strings[0].as_deref();
-            e.host = strings[1].as_deref();
-            e.reason = strings[2].as_deref();
-            e.resource_uri = strings[3].as_deref();
-            e.server_id = strings[4].as_deref();
-            e.session_id = strings[5].as_deref();
-            e.subject = strings[6].as_deref();
-            e.target = strings[7].as_deref();
-            e.tool_name = strings[8].as_deref();
-            e.user_agent = strings[9].as_deref();
-            e.rule = rule.as_ref();
-            e.latency_us = numbers.0;
-            e.redactions = numbers.1;
-            e.error_code = numbers.2;
-            e.peer_addr = peer;
-            e.classification = classified.then_some(&class);
+            // A struct literal, so a field added to `AuditEvent` fails to compile here until
+            // `write_event` writes it too.
+            let e = AuditEvent {
+                auth_method: [
+                    None,
+                    Some(AuthMethod::ApiKey),
+                    Some(AuthMethod::Bearer),
+                    Some(AuthMethod::ClientCertificate),
+                ][choices.4],
+                classification: classified.then_some(&class),
+                correlation_id: &correlation,
+                deny_kind,
+                detail: strings[0].as_deref(),
+                error_code: numbers.2,
+                event_id: crate::audit::EventId::generate(),
+                event_type,
+                host: strings[1].as_deref(),
+                latency_us: numbers.0,
+                method: &method,
+                outcome,
+                peer_addr: peer,
+                reason: strings[2].as_deref(),
+                redactions: numbers.1,
+                resource_uri: strings[3].as_deref(),
+                rule: rule.as_ref(),
+                server_id: strings[4].as_deref(),
+                session_id: strings[5].as_deref(),
+                stage,
+                subject: strings[6].as_deref(),
+                target: strings[7].as_deref(),
+                timestamp: chrono::Utc.timestamp_opt(secs, nanos).unwrap(),
+                tool_name: strings[8].as_deref(),
+                transport: [
+                    Transport::Stdio,
+                    Transport::Http,
+                    Transport::InProcess,
+                    Transport::DryRun,
+                ][choices.4],
+                user_agent: strings[9].as_deref(),
+            };
             let (fast, derived, generic) = all_three(&e);
             prop_assert_eq!(&fast, &derived);
             prop_assert_eq!(&fast, &generic);
