@@ -296,6 +296,28 @@ enum Front {
     Both(SecurityLayer),
 }
 
+/// The HTTP arms, in the order they are measured: the bare service, the HTTP layer alone, and
+/// both layers with each audit sink; with the bearer key each needs.
+fn http_fronts<'k>(
+    keys: &'k DemoKeys,
+    policy: &Policy,
+    dir: &Path,
+) -> Vec<(&'static str, Front, Option<&'k str>)> {
+    let key = Some(keys.analytics.as_str());
+    let mut fronts = vec![
+        ("unwrapped", Front::Bare, None),
+        (
+            "http_layer_only",
+            Front::HttpLayerOnly(layer(policy, Audit::Memory.sink(dir))),
+            key,
+        ),
+    ];
+    for a in [Audit::Memory, Audit::FileOs, Audit::FileAlways] {
+        fronts.push((a.name(), Front::Both(layer(policy, a.sink(dir))), key));
+    }
+    fronts
+}
+
 async fn serve_http(front: Front, policy: &Policy) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -404,23 +426,13 @@ fn over_http(c: &mut Criterion, keys: &DemoKeys, policy: &Policy, dir: &Path) {
         .unwrap();
     let most = CLIENTS.iter().copied().max().unwrap_or(1);
     let mut arms = Vec::new();
-    let mut add = |name: &'static str, front: Front, key: Option<&str>| {
+    for (name, front, key) in http_fronts(keys, policy, dir) {
         let addr = server_rt.block_on(serve_http(front, policy));
         arms.push(HttpArm {
             name,
             clients: client_rt.block_on(http_clients(addr, key, most)),
             cpu: Mutex::new((0, 0.0, 0.0)),
         });
-    };
-    add("unwrapped", Front::Bare, None);
-    add(
-        "http_layer_only",
-        Front::HttpLayerOnly(layer(policy, Audit::Memory.sink(dir))),
-        Some(&keys.analytics),
-    );
-    for a in [Audit::Memory, Audit::FileOs, Audit::FileAlways] {
-        let l = layer(policy, a.sink(dir));
-        add(a.name(), Front::Both(l), Some(&keys.analytics));
     }
 
     let req = echo();
@@ -765,6 +777,15 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
     find(hay, needle).is_some()
 }
 
+/// `RAW_CONNECTIONS` initialized sessions on `addr`.
+async fn raw_conns(addr: SocketAddr, key: Option<&str>) -> Vec<RawConn> {
+    let mut v = Vec::with_capacity(RAW_CONNECTIONS);
+    for _ in 0..RAW_CONNECTIONS {
+        v.push(RawConn::open(addr, key).await);
+    }
+    v
+}
+
 /// `total` calls spread over `conns`, all in flight at once; the wall time. Each connection
 /// runs as its own task and comes back when done.
 async fn raw_burst(conns: &mut Vec<RawConn>, total: u64) -> Duration {
@@ -804,21 +825,7 @@ fn server_on_one_core(c: &mut Criterion, keys: &DemoKeys, policy: &Policy, dir: 
         .enable_all()
         .build()
         .unwrap();
-    let mut fronts: Vec<(&'static str, Front, Option<&str>)> = vec![
-        ("unwrapped", Front::Bare, None),
-        (
-            "http_layer_only",
-            Front::HttpLayerOnly(layer(policy, Audit::Memory.sink(dir))),
-            Some(&keys.analytics),
-        ),
-    ];
-    for a in [Audit::Memory, Audit::FileOs, Audit::FileAlways] {
-        fronts.push((
-            a.name(),
-            Front::Both(layer(policy, a.sink(dir))),
-            Some(&keys.analytics),
-        ));
-    }
+    let fronts = http_fronts(keys, policy, dir);
     // The load generator: this thread, on the other core, one current-thread runtime.
     pin(LOAD_CPU);
     let client_rt = tokio::runtime::Builder::new_current_thread()
@@ -828,14 +835,7 @@ fn server_on_one_core(c: &mut Criterion, keys: &DemoKeys, policy: &Policy, dir: 
     let mut arms: Vec<(&'static str, Vec<RawConn>)> = Vec::new();
     for (name, front, key) in fronts {
         let addr = server_rt.block_on(serve_http(front, policy));
-        let conns = client_rt.block_on(async {
-            let mut v = Vec::with_capacity(RAW_CONNECTIONS);
-            for _ in 0..RAW_CONNECTIONS {
-                v.push(RawConn::open(addr, key).await);
-            }
-            v
-        });
-        arms.push((name, conns));
+        arms.push((name, client_rt.block_on(raw_conns(addr, key))));
     }
 
     let mut g = c.benchmark_group("e2e_http_server_one_core");
@@ -891,7 +891,8 @@ fn server_on_one_core(c: &mut Criterion, keys: &DemoKeys, policy: &Policy, dir: 
 /// `e2e-server`, the client on the main thread, so that `valgrind --tool=callgrind
 /// --separate-threads=yes` counts the server's instructions apart from the client's. Instruction
 /// counts repeat run to run whatever else the machine does, which wall time on a shared machine
-/// does not. ARM: `unwrapped`, `http_layer_only`, `wrapped_audit_memory`, `wrapped_audit_file_os`.
+/// does not. ARM: `unwrapped`, `http_layer_only`, `wrapped_audit_memory`, `wrapped_audit_file_os`,
+/// `wrapped_audit_file_always`.
 /// With `E2E_PROFILE_RAW=1` the calls come from the one-core section's load generator instead
 /// (16 raw HTTP connections, all in flight at once).
 fn profile(arm: &str, keys: &DemoKeys, policy: &Policy, dir: &Path) {
@@ -909,35 +910,18 @@ fn profile(arm: &str, keys: &DemoKeys, policy: &Policy, dir: &Path) {
         .enable_all()
         .build()
         .unwrap();
-    let (front, key) = match arm {
-        "unwrapped" => (Front::Bare, None),
-        "http_layer_only" => (
-            Front::HttpLayerOnly(layer(policy, Audit::Memory.sink(dir))),
-            Some(keys.analytics.as_str()),
-        ),
-        "wrapped_audit_memory" => (
-            Front::Both(layer(policy, Audit::Memory.sink(dir))),
-            Some(keys.analytics.as_str()),
-        ),
-        "wrapped_audit_file_os" => (
-            Front::Both(layer(policy, Audit::FileOs.sink(dir))),
-            Some(keys.analytics.as_str()),
-        ),
-        other => {
-            eprintln!("E2E_PROFILE: no arm `{other}`");
-            std::process::exit(2);
-        }
+    // The other arms' layers are dropped here, their audit files closed, before any call.
+    let Some((_, front, key)) = http_fronts(keys, policy, dir)
+        .into_iter()
+        .find(|(name, _, _)| *name == arm)
+    else {
+        eprintln!("E2E_PROFILE: no arm `{arm}`");
+        std::process::exit(2);
     };
     let addr = server_rt.block_on(serve_http(front, policy));
     if std::env::var_os("E2E_PROFILE_RAW").is_some() {
         // As the one-core section drives the server: raw HTTP on 16 connections.
-        let mut conns = client_rt.block_on(async {
-            let mut v = Vec::with_capacity(RAW_CONNECTIONS);
-            for _ in 0..RAW_CONNECTIONS {
-                v.push(RawConn::open(addr, key).await);
-            }
-            v
-        });
+        let mut conns = client_rt.block_on(raw_conns(addr, key));
         let took = client_rt.block_on(raw_burst(&mut conns, calls as u64));
         println!("E2E_PROFILE {arm}: {calls} raw calls in {took:?}");
         return;
