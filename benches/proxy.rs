@@ -19,6 +19,9 @@
     reason = "a benchmark"
 )]
 
+#[path = "../examples/support/relay.rs"]
+mod relay;
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -108,19 +111,7 @@ async fn proxied(policy: &Path) -> RunningService<RoleClient, ()> {
     let policy = Policy::load(policy).unwrap();
     let proxy = Proxy::new(policy.build().unwrap(), policy.proxy().clone())
         .with_credentials(mcp_security::Credentials::api_key(KEY));
-    let (server_io, proxy_server_side) = tokio::io::duplex(64 * 1024);
-    let (proxy_client_side, client_io) = tokio::io::duplex(64 * 1024);
-    tokio::spawn(async move {
-        if let Ok(running) = Echo.serve(server_io).await {
-            let _ = running.waiting().await;
-        }
-    });
-    tokio::spawn(async move {
-        let (ci, co) = tokio::io::split(proxy_client_side);
-        let (so, si) = tokio::io::split(proxy_server_side);
-        proxy.relay(ci, co, si, so).await
-    });
-    ().serve(client_io).await.unwrap()
+    relay::through_proxy(proxy, Echo).await
 }
 
 /// rmcp client starting `program args` as a child (OS pipes).

@@ -15,6 +15,8 @@
 
 #[path = "../examples/support/demo.rs"]
 mod demo;
+#[path = "../examples/support/relay.rs"]
+mod relay;
 
 use std::path::Path;
 
@@ -22,7 +24,6 @@ use demo::{DemoKeys, DemoServer, demo_policy};
 use mcp_security::Credentials;
 use mcp_security::adapters::proxy::Proxy;
 use mcp_security::policy::Policy;
-use rmcp::ServiceExt;
 use rmcp::model::{CallToolRequestParams, GetPromptRequestParams, ReadResourceRequestParams};
 use rmcp::service::{RoleClient, RunningService, ServiceError};
 use serde_json::{Value, json};
@@ -30,19 +31,7 @@ use serde_json::{Value, json};
 async fn through_proxy(policy: &Policy, key: &str) -> RunningService<RoleClient, ()> {
     let proxy = Proxy::new(policy.build().unwrap(), policy.proxy().clone())
         .with_credentials(Credentials::api_key(key));
-    let (server_io, proxy_server_side) = tokio::io::duplex(64 * 1024);
-    let (proxy_client_side, client_io) = tokio::io::duplex(64 * 1024);
-    tokio::spawn(async move {
-        if let Ok(running) = DemoServer.serve(server_io).await {
-            let _ = running.waiting().await;
-        }
-    });
-    tokio::spawn(async move {
-        let (ci, co) = tokio::io::split(proxy_client_side);
-        let (so, si) = tokio::io::split(proxy_server_side);
-        proxy.relay(ci, co, si, so).await
-    });
-    ().serve(client_io).await.unwrap()
+    relay::through_proxy(proxy, DemoServer).await
 }
 
 fn outcome<T: serde::Serialize>(r: Result<T, ServiceError>) -> Value {
