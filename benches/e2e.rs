@@ -895,7 +895,7 @@ fn server_on_one_core(c: &mut Criterion, keys: &DemoKeys, policy: &Policy, dir: 
 /// `wrapped_audit_file_always`.
 /// With `E2E_PROFILE_RAW=1` the calls come from the one-core section's load generator instead
 /// (16 raw HTTP connections, all in flight at once).
-fn profile(arm: &str, keys: &DemoKeys, policy: &Policy, dir: &Path) {
+fn profile(arm: &str, keys: &DemoKeys, policy: &Policy, dir: &Path) -> Result<(), String> {
     let calls: usize = std::env::var("E2E_PROFILE_CALLS")
         .ok()
         .and_then(|n| n.parse().ok())
@@ -915,8 +915,7 @@ fn profile(arm: &str, keys: &DemoKeys, policy: &Policy, dir: &Path) {
         .into_iter()
         .find(|(name, _, _)| *name == arm)
     else {
-        eprintln!("E2E_PROFILE: no arm `{arm}`");
-        std::process::exit(2);
+        return Err(format!("E2E_PROFILE: no arm `{arm}`"));
     };
     let addr = server_rt.block_on(serve_http(front, policy));
     if std::env::var_os("E2E_PROFILE_RAW").is_some() {
@@ -924,7 +923,7 @@ fn profile(arm: &str, keys: &DemoKeys, policy: &Policy, dir: &Path) {
         let mut conns = client_rt.block_on(raw_conns(addr, key));
         let took = client_rt.block_on(raw_burst(&mut conns, calls as u64));
         println!("E2E_PROFILE {arm}: {calls} raw calls in {took:?}");
-        return;
+        return Ok(());
     }
     let clients = client_rt.block_on(http_clients(addr, key, 1));
     let peer = clients[0].peer().clone();
@@ -941,6 +940,7 @@ fn profile(arm: &str, keys: &DemoKeys, policy: &Policy, dir: &Path) {
         }
     });
     drop(server_rt);
+    Ok(())
 }
 
 fn main() {
@@ -950,7 +950,12 @@ fn main() {
     let policy =
         Policy::from_toml_str(&demo_policy(&keys, &dir.path().join("policy.jsonl"))).unwrap();
     if let Ok(arm) = std::env::var("E2E_PROFILE") {
-        profile(&arm, &keys, &policy, dir.path());
+        if let Err(e) = profile(&arm, &keys, &policy, dir.path()) {
+            eprintln!("{e}");
+            // After the temp dir is gone: `exit` runs no destructors.
+            drop(dir);
+            std::process::exit(2);
+        }
         return;
     }
     let mut c = Criterion::default().configure_from_args();
