@@ -164,6 +164,14 @@ fn adversarial(c: &mut Criterion) {
         // operator (each a failed generic-secret candidate), colons, digit groups.
         ("operators", "=".repeat(n)),
         ("labelled_operators", "token=".repeat(n / 6)),
+        // The same with two character classes (`Token1=`), and with ten distinct characters
+        // but one of them most (`secret=Ab1aaaaaaaa`): values that pass the cheap checks of
+        // the generic secret's validator and fail on their entropy.
+        ("labelled_mixed_operators", "Token1=".repeat(n / 7)),
+        (
+            "labelled_skewed_operators",
+            "secret=Ab1aaaaaaaa".repeat(n / 18),
+        ),
         ("colons", "1:".repeat(n / 2)),
         ("digit_groups", "4111 ".repeat(n / 5)),
     ];

@@ -407,6 +407,34 @@ mod redaction_scanner {
         proptest::collection::vec(token, 0..12).prop_map(|t| t.concat())
     }
 
+    /// Secrets, refused values and labels back to back: values that run on over the next
+    /// label, entropy near the threshold, AWS keys among generic ones.
+    fn dense_assignments() -> impl Strategy<Value = String> {
+        let token = prop_oneof![
+            proptest::sample::select(
+                &[
+                    "token=",
+                    "Token1=",
+                    "pwd:",
+                    "api_key = ",
+                    "secret=Ab1aaaaaaaa",
+                    "aws_secret_access_key = ",
+                    "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+                    "X7dK29LmQp4vR8sT2wY6zA1b",
+                    "pwd=A1bc",
+                    " ",
+                    "\"",
+                    "'",
+                    "\n",
+                ][..]
+            )
+            .prop_map(str::to_owned),
+            "[A-Za-z0-9+/=._-]{1,30}",
+            "[ab1=]{1,20}",
+        ];
+        proptest::collection::vec(token, 0..40).prop_map(|t| t.concat())
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(1024))]
 
@@ -419,6 +447,14 @@ mod redaction_scanner {
         /// Random digits and separators: where the digit-led detectors' candidates come from.
         #[test]
         fn scanner_agrees_on_digit_separator_strings(text in "[0-9 .:()+\\-\t=@A-Fa-fGBZ_/]{0,64}") {
+            same(&ALL_DETECTORS, &text)?;
+            same(&WITH_CUSTOM, &text)?;
+        }
+
+        /// Labels and operators inside long values, where the scanner slides the generic
+        /// secret's value from operator to operator instead of matching each one.
+        #[test]
+        fn scanner_agrees_on_dense_assignments(text in dense_assignments()) {
             same(&ALL_DETECTORS, &text)?;
             same(&WITH_CUSTOM, &text)?;
         }

@@ -612,27 +612,36 @@ fn jwt_header_ok(token: &str) -> bool {
 
 /// A value that looks generated: long enough, more than one kind of character, and spread out
 /// (Shannon entropy of at least 3 bits per character). Words, paths and placeholders are not.
-fn looks_random(v: &str) -> bool {
-    if v.len() < 16 {
-        return false;
-    }
+pub(crate) fn looks_random(v: &str) -> bool {
     let classes = [
         v.bytes().any(|b| b.is_ascii_lowercase()),
         v.bytes().any(|b| b.is_ascii_uppercase()),
         v.bytes().any(|b| b.is_ascii_digit()),
     ];
-    if classes.iter().filter(|x| **x).count() < 2 {
-        return false;
-    }
     let mut counts = [0u32; 256];
     for b in v.bytes() {
         counts[usize::from(b)] += 1;
     }
-    let n = v.len() as f64;
+    random_enough(
+        v.len(),
+        classes.iter().filter(|x| **x).count(),
+        counts.iter().copied(),
+    )
+}
+
+/// [`looks_random`]'s decision from a value's length in bytes, how many of the three classes
+/// (lower case, upper case, digits) it uses, and its byte counts in ascending byte order
+/// (zeros are skipped, so counts of bytes the value cannot hold may be left out). The scanner
+/// calls it with counts it keeps up to date as it slides along a value; one function for both
+/// keeps the floating-point sum, and so the decision, the same to the last bit.
+pub(crate) fn random_enough(len: usize, classes: usize, counts: impl Iterator<Item = u32>) -> bool {
+    if len < 16 || classes < 2 {
+        return false;
+    }
+    let n = len as f64;
     let entropy: f64 = counts
-        .iter()
-        .filter(|&&c| c > 0)
-        .map(|&c| {
+        .filter(|&c| c > 0)
+        .map(|c| {
             let p = f64::from(c) / n;
             -p * p.log2()
         })

@@ -289,6 +289,8 @@ struct Cursors {
     custom_done: bool,
     assignment: GroupMatch,
     assignment_done: bool,
+    /// The generic secret's value at the last operator looked at, for the next one.
+    window: ValueWindow,
     /// The next e-mail match: (start, end).
     email: (usize, usize),
     digit: DigitHit,
@@ -307,6 +309,7 @@ impl Cursors {
             custom_done: s.custom.is_none(),
             assignment: None,
             assignment_done: s.assignment.is_none(),
+            window: ValueWindow::new(),
             email: (on(s.email.is_some()), NONE),
             digit: DigitHit {
                 start: on(s.digit_led.any()),
@@ -330,7 +333,7 @@ impl Cursors {
             self.custom_done = self.custom.is_none();
         }
         if !self.assignment_done && self.assignment.is_none_or(|(start, _, _)| start < at) {
-            self.assignment = next_assignment(s, text, at);
+            self.assignment = next_assignment(s, text, at, &mut self.window);
             self.assignment_done = self.assignment.is_none();
         }
         if stale(self.email.0, self.started) {
@@ -476,6 +479,99 @@ fn aws_value_byte(c: u8) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, b'/' | b'+')
 }
 
+/// The longest value `Detector::GenericApiKey`'s pattern takes (`{16,200}`).
+const GENERIC_VALUE_MAX: usize = 200;
+
+/// The byte counts of the generic secret's value at an operator, kept up to date as the scan
+/// moves on, so that the operators inside one long value (`token=token=…`, each with a label
+/// before it) share one pass over it instead of matching and checking up to 200 bytes each.
+///
+/// The value at `g` is the run of value characters from `g`, cut at 200: what the pattern's
+/// greedy `[A-Za-z0-9_\-./+=]{16,200}` takes there. Its start and end only move forward while
+/// the scan stays in one run, so each byte is counted in and out at most once per run.
+#[derive(Debug)]
+struct ValueWindow {
+    /// The counted bytes: `lo..hi`.
+    lo: usize,
+    hi: usize,
+    /// Where the run of value characters holding `lo..hi` ends.
+    run_end: usize,
+    /// Counts by byte; value characters are ASCII.
+    counts: [u32; 128],
+    lower: u32,
+    upper: u32,
+    digits: u32,
+}
+
+impl ValueWindow {
+    fn new() -> ValueWindow {
+        ValueWindow {
+            lo: 0,
+            hi: 0,
+            run_end: 0,
+            counts: [0; 128],
+            lower: 0,
+            upper: 0,
+            digits: 0,
+        }
+    }
+
+    /// Whether the generic pattern's value at `g` passes its validator, as
+    /// `Detector::GenericApiKey`'s confirmation decides it (the same function on the same
+    /// counts). `g` starts at least 16 value characters.
+    fn random(&mut self, b: &[u8], g: usize) -> bool {
+        if g < self.lo || g >= self.run_end {
+            // A new run (or, never in a forward scan, an earlier start): count from scratch.
+            *self = ValueWindow::new();
+            self.lo = g;
+            self.hi = g;
+            self.run_end = g + b.get(g..).map_or(0, |r| {
+                r.iter()
+                    .position(|&c| !generic_value_byte(c))
+                    .unwrap_or(r.len())
+            });
+        }
+        while self.lo < g.min(self.hi) {
+            self.count(b, self.lo, false);
+            self.lo += 1;
+        }
+        self.lo = g;
+        self.hi = self.hi.max(g);
+        let end = self.run_end.min(g + GENERIC_VALUE_MAX);
+        while self.hi < end {
+            self.count(b, self.hi, true);
+            self.hi += 1;
+        }
+        let classes = usize::from(self.lower > 0)
+            + usize::from(self.upper > 0)
+            + usize::from(self.digits > 0);
+        super::detectors::random_enough(end - g, classes, self.counts.iter().copied())
+    }
+
+    fn count(&mut self, b: &[u8], i: usize, add: bool) {
+        let Some(&c) = b.get(i) else {
+            return;
+        };
+        let step = |n: &mut u32| {
+            if add {
+                *n += 1;
+            } else {
+                *n = n.saturating_sub(1);
+            }
+        };
+        if let Some(n) = self.counts.get_mut(usize::from(c)) {
+            step(n);
+        }
+        if c.is_ascii_lowercase() {
+            step(&mut self.lower);
+        } else if c.is_ascii_uppercase() {
+            step(&mut self.upper);
+        } else if c.is_ascii_digit() {
+            step(&mut self.digits);
+        }
+    }
+}
+
 /// How far before its operator (past the spaces and quotes next to it) an assignment can
 /// start: `aws`, 24 label characters, `secret` and 24 more (the keywords 4 bytes a character
 /// at most under Unicode case folding), or a generic keyword (13 characters) and 16 label
@@ -491,8 +587,10 @@ const ASSIGNMENT_REACH: usize = 3 * 4 + 24 + 6 * 4 + 24;
 /// operator before, within [`ASSIGNMENT_REACH`] bytes of it past the spaces and quotes next to
 /// it, and the whole pattern is matched from the leftmost label found there. Each byte is read
 /// by a label search for one operator only, so the work stays linear however dense the
-/// operators are.
-fn next_assignment(sc: &Scanner, text: &str, at: usize) -> GroupMatch {
+/// operators are. An operator whose value only the generic pattern can take, and whose value
+/// its validator refuses, is passed over before any label search: `window` carries that value's
+/// byte counts to the next operator (see [`ValueWindow`]).
+fn next_assignment(sc: &Scanner, text: &str, at: usize, window: &mut ValueWindow) -> GroupMatch {
     let (Some(full), Some(label)) = (&sc.assignment, &sc.assignment_label) else {
         return None;
     };
@@ -528,6 +626,12 @@ fn next_assignment(sc: &Scanner, text: &str, at: usize) -> GroupMatch {
             && b.get(a..a + 40)
                 .is_some_and(|v| v.iter().all(|&c| aws_value_byte(c)));
         if !generic && !aws {
+            continue;
+        }
+        // Only the generic pattern can match here and its validator would refuse the value:
+        // no label can make a finding of this operator. Without this, text such as
+        // `token=token=…` matched and refused a 200-character value at every label.
+        if !aws && !window.random(b, g) {
             continue;
         }
         let mut w = op;
@@ -948,6 +1052,40 @@ mod tests {
                     Some(end) => prop_assert_eq!(Some(end), regex, "ipv4 at {}", s),
                     None => prop_assert!(regex.is_none() || ipv6_plausible(b, s), "ipv6 at {}", s),
                 }
+            }
+        }
+
+        /// The sliding counts decide as the generic secret's validator does on the value at
+        /// each start, start after start, across runs and jumps.
+        #[test]
+        fn value_window_agrees_with_the_validator(
+            pieces in proptest::collection::vec(prop_oneof![
+                Just("token=".to_owned()),
+                Just("Token1=".to_owned()),
+                Just("secret=Ab1aaaaaaaa".to_owned()),
+                Just("X7dK29LmQp4vR8sT2wY6zA1b".to_owned()),
+                Just(" ".to_owned()),
+                Just(":".to_owned()),
+                "[a-dA-D0-3./+=_-]{0,60}",
+            ], 0..40),
+            steps in proptest::collection::vec(1usize..40, 1..200),
+        ) {
+            let text = pieces.concat();
+            let b = text.as_bytes();
+            let mut window = ValueWindow::new();
+            let mut g = 0;
+            for step in steps.iter().copied().cycle().take(4 * b.len() + 1) {
+                if g >= b.len() {
+                    break;
+                }
+                let run = b[g..].iter().position(|&c| !generic_value_byte(c)).unwrap_or(b.len() - g);
+                if run >= 16 {
+                    let end = g + run.min(GENERIC_VALUE_MAX);
+                    let expect = super::super::detectors::looks_random(&text[g..end]);
+                    prop_assert_eq!(window.random(b, g), expect, "at {} in {:?}", g, text);
+                }
+                // Every start one by one in even cases, jumps in odd ones.
+                g += if steps.len() % 2 == 0 { 1 } else { step };
             }
         }
 
