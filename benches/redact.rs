@@ -172,6 +172,9 @@ fn adversarial(c: &mut Criterion) {
             "labelled_skewed_operators",
             "secret=Ab1aaaaaaaa".repeat(n / 18),
         ),
+        // Operators inside one long value with no label before any of them (as in base64
+        // with padding): the value is never counted.
+        ("unlabelled_operators", "A1=".repeat(n / 3)),
         ("colons", "1:".repeat(n / 2)),
         ("digit_groups", "4111 ".repeat(n / 5)),
     ];

@@ -408,7 +408,7 @@ mod redaction_scanner {
     }
 
     /// Secrets, refused values and labels back to back: values that run on over the next
-    /// label, entropy near the threshold, AWS keys among generic ones.
+    /// label or past 200 characters, entropy near the threshold, AWS keys among generic ones.
     fn dense_assignments() -> impl Strategy<Value = String> {
         let token = prop_oneof![
             proptest::sample::select(
@@ -431,6 +431,8 @@ mod redaction_scanner {
             .prop_map(str::to_owned),
             "[A-Za-z0-9+/=._-]{1,30}",
             "[ab1=]{1,20}",
+            // Long runs: values longer than the 200 characters the pattern takes.
+            "[a-c]{150,300}",
         ];
         proptest::collection::vec(token, 0..40).prop_map(|t| t.concat())
     }
