@@ -373,8 +373,10 @@ impl PatternRedactor {
 impl Redactor for PatternRedactor {
     fn redact_text(&self, text: &str) -> Option<Redacted> {
         // Replaced as found; counted per detector and reported once per detector at the end.
+        // Both buffers are allocated at the first finding: most strings have none, and this
+        // runs for every string of every result.
         let mut buf = String::new();
-        let mut counts = vec![0u32; self.specs.len()];
+        let mut counts: Vec<u32> = Vec::new();
         let mut last = 0;
         self.scanner.scan(
             text,
@@ -383,8 +385,9 @@ impl Redactor for PatternRedactor {
                 let Some(spec) = self.specs.get(i) else {
                     return;
                 };
-                if buf.capacity() == 0 {
+                if counts.is_empty() {
                     buf.reserve(text.len());
+                    counts.resize(self.specs.len(), 0);
                 }
                 buf.push_str(text.get(last..start).unwrap_or_default());
                 self.replacement(
@@ -398,7 +401,7 @@ impl Redactor for PatternRedactor {
                 last = end;
             },
         );
-        if counts.iter().all(|&n| n == 0) {
+        if counts.is_empty() {
             return None;
         }
         buf.push_str(text.get(last..).unwrap_or_default());
