@@ -21,10 +21,14 @@ use mcp_security::authz::{AclAuthorizer, ServerRequestGate};
 use mcp_security::provenance::pinning::{PinPolicy, PinStore};
 use mcp_security::redact::{Detector, PatternRedactor};
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ClientCapabilities, ClientConfig,
-    ContentBlock, CreateMessageRequestParams, CreateMessageResult, ListRootsResult,
-    ListToolsResult, LoggingLevel, LoggingMessageNotificationParam, PaginatedRequestParams, Root,
-    SamplingMessage, ServerCapabilities, ServerConfig, Tool,
+    CallToolRequestParams, CallToolResponse, CallToolResult, CancelledNotificationParam,
+    ClientCapabilities, ClientConfig, ContentBlock, CreateMessageRequest,
+    CreateMessageRequestParams, CreateMessageResult, CustomNotification, CustomRequest,
+    CustomResult, DetailedTask, InputRequest, ListRootsResult, ListToolsResult, LoggingLevel,
+    LoggingMessageNotificationParam, Notification, NumberOrString, PaginatedRequestParams,
+    ResourceUpdatedNotificationParam, Root, SamplingMessage, ServerCapabilities, ServerConfig,
+    ServerNotification, ServerRequest, Task, TaskPayload, TaskStatus,
+    TaskStatusNotificationParams, Tool,
 };
 use rmcp::service::{NotificationContext, RequestContext, RoleClient, RunningService};
 use rmcp::{ClientHandler, ErrorData as McpError, RoleServer, ServerHandler, ServiceExt};
@@ -68,6 +72,8 @@ impl ServerHandler for Untrusted {
             tool("ask_roots"),
             tool("ask_model"),
             tool("log"),
+            tool("side_channels"),
+            tool("fail"),
         ]))
     }
 
@@ -110,6 +116,67 @@ impl ServerHandler for Untrusted {
                     .unwrap();
                 text("logged")
             }
+            "side_channels" => {
+                // Everything a server can send its client besides results and log messages.
+                let peer = &c.peer;
+                let note = json!({"note": format!("seen {EMAIL}")});
+                peer.send_notification(ServerNotification::CustomNotification(
+                    CustomNotification::new("x/leak", Some(note.clone())),
+                ))
+                .await
+                .unwrap();
+                peer.notify_cancelled(CancelledNotificationParam::new(
+                    Some(NumberOrString::Number(424_242)),
+                    Some(format!("gave up on {EMAIL}")),
+                ))
+                .await
+                .unwrap();
+                peer.notify_resource_updated(ResourceUpdatedNotificationParam::new(format!(
+                    "mailto:{EMAIL}"
+                )))
+                .await
+                .unwrap();
+                let stamp = "2026-12-07T00:00:00Z";
+                let done = json!({"content": [{"type": "text", "text": format!("found {EMAIL}")}]});
+                let completed = DetailedTask::new(
+                    Task::new("task-1", TaskStatus::Completed, stamp, stamp),
+                    TaskPayload::Completed {
+                        result: done.as_object().unwrap().clone(),
+                    },
+                );
+                let ask = CreateMessageRequest::new(CreateMessageRequestParams::new(
+                    vec![SamplingMessage::user_text(format!("who is {EMAIL}?"))],
+                    10,
+                ));
+                let input = DetailedTask::new(
+                    Task::new("task-2", TaskStatus::InputRequired, stamp, stamp),
+                    TaskPayload::InputRequired {
+                        input_requests: [("ask".to_owned(), InputRequest::CreateMessage(ask))]
+                            .into(),
+                    },
+                );
+                for task in [completed, input] {
+                    peer.send_notification(ServerNotification::TaskStatusNotification(
+                        Notification::new(TaskStatusNotificationParams::new(task)),
+                    ))
+                    .await
+                    .unwrap();
+                }
+                let custom = peer
+                    .send_request(ServerRequest::CustomRequest(CustomRequest::new(
+                        "x/ask",
+                        Some(note),
+                    )))
+                    .await;
+                match custom {
+                    Ok(r) => text(format!("custom answered: {r:?}")),
+                    Err(e) => text(format!("custom refused: {e}")),
+                }
+            }
+            "fail" => Err(McpError::invalid_params(
+                format!("no account for {EMAIL}"),
+                Some(json!({"email": EMAIL})),
+            )),
             _ => Err(McpError::invalid_params("unknown tool", None)),
         }
     }
@@ -163,6 +230,62 @@ impl ClientHandler for Host {
         _c: NotificationContext<RoleClient>,
     ) {
         self.seen.lock().unwrap().push(format!("log: {}", p.data));
+    }
+
+    async fn on_custom_notification(
+        &self,
+        n: CustomNotification,
+        _c: NotificationContext<RoleClient>,
+    ) {
+        self.seen
+            .lock()
+            .unwrap()
+            .push(format!("custom notification: {:?}", n.params));
+    }
+
+    async fn on_cancelled(
+        &self,
+        p: CancelledNotificationParam,
+        _c: NotificationContext<RoleClient>,
+    ) {
+        self.seen
+            .lock()
+            .unwrap()
+            .push(format!("cancelled: {:?}", p.reason));
+    }
+
+    async fn on_resource_updated(
+        &self,
+        p: ResourceUpdatedNotificationParam,
+        _c: NotificationContext<RoleClient>,
+    ) {
+        self.seen
+            .lock()
+            .unwrap()
+            .push(format!("resource updated: {}", p.uri));
+    }
+
+    async fn on_task_status(
+        &self,
+        p: TaskStatusNotificationParams,
+        _c: NotificationContext<RoleClient>,
+    ) {
+        self.seen
+            .lock()
+            .unwrap()
+            .push(format!("task: {}", serde_json::to_string(&p).unwrap()));
+    }
+
+    async fn on_custom_request(
+        &self,
+        r: CustomRequest,
+        _c: RequestContext<RoleClient>,
+    ) -> Result<CustomResult, McpError> {
+        self.seen
+            .lock()
+            .unwrap()
+            .push(format!("custom request: {}", r.method));
+        Ok(CustomResult::new(json!({})))
     }
 }
 
@@ -345,5 +468,125 @@ async fn allowed_server_requests_reach_the_host_redacted() {
     assert!(
         recs.iter()
             .any(|r| r["method"] == "roots/list" && r["outcome"] == "allow")
+    );
+}
+
+/// Waits until the host has seen `n` entries starting with `prefix` (notifications are handled
+/// in their own tasks), then returns them.
+async fn seen_with(seen: &Arc<Mutex<Vec<String>>>, prefix: &str, n: usize) -> Vec<String> {
+    for _ in 0..200 {
+        let found: Vec<String> = seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|s| s.starts_with(prefix))
+            .cloned()
+            .collect();
+        if found.len() >= n {
+            return found;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("the host never saw {n} `{prefix}` entries: {:?}", seen.lock().unwrap());
+}
+
+#[tokio::test]
+async fn every_side_channel_of_the_server_is_redacted_or_gated() {
+    let sink = Arc::new(MemorySink::new());
+    let host = Host::default();
+    let seen = host.seen.clone();
+    let client = SecureClient::new(host, PinStore::default())
+        .with_policy(tofu())
+        .with_layer(layer(&sink));
+    let running = connect(client).await;
+
+    // A request of the server's own method is refused by the gate, never reaching the host.
+    let side = call(&running, "side_channels").await;
+    assert!(
+        side.contains("custom refused") && side.contains("server request not allowed"),
+        "{side}"
+    );
+
+    // Notifications reach the host, redacted.
+    for prefix in ["custom notification:", "cancelled:", "resource updated:"] {
+        let got = seen_with(&seen, prefix, 1).await;
+        assert!(
+            got[0].contains("[EMAIL REDACTED]") && !got[0].contains(EMAIL),
+            "{got:?}"
+        );
+    }
+    // A task's result is redacted; a task asking for the host's model is not delivered,
+    // since the gate refuses sampling.
+    let tasks = seen_with(&seen, "task:", 1).await;
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let tasks_now: Vec<String> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|s| s.starts_with("task:"))
+        .cloned()
+        .collect();
+    assert_eq!(tasks_now.len(), 1, "{tasks_now:?}");
+    assert!(
+        tasks[0].contains("task-1")
+            && tasks[0].contains("[EMAIL REDACTED]")
+            && !tasks[0].contains(EMAIL),
+        "{tasks:?}"
+    );
+    assert!(
+        seen.lock()
+            .unwrap()
+            .iter()
+            .all(|s| !s.starts_with("custom request") && !s.contains(EMAIL)),
+        "{:?}",
+        seen.lock().unwrap()
+    );
+
+    // An error the server answers with reaches the host redacted, and is audited.
+    let failed = running
+        .service()
+        .call_tool(running.peer(), CallToolRequestParams::new("fail"))
+        .await;
+    let shown = match &failed {
+        Err(e @ SecureClientError::Service(_)) => format!("{e} {e:?}"),
+        other => panic!("expected the server's error, got {other:?}"),
+    };
+    assert!(
+        shown.contains("[EMAIL REDACTED]") && !shown.contains(EMAIL),
+        "{shown}"
+    );
+    running.cancel().await.unwrap();
+
+    let recs = records(&sink);
+    let raw = serde_json::to_string(&recs).unwrap();
+    assert!(!raw.contains(EMAIL), "{raw}");
+    let fail = recs
+        .iter()
+        .find(|r| r["method"] == "tools/call" && r["target"] == "fail")
+        .unwrap();
+    assert_eq!(
+        (
+            fail["outcome"].as_str(),
+            fail["error_code"].as_i64(),
+            fail["redactions"].as_u64()
+        ),
+        (Some("error"), Some(-32602), Some(2)),
+        "{fail}"
+    );
+    let custom = recs.iter().find(|r| r["method"] == "x/ask").unwrap();
+    assert_eq!(
+        (custom["outcome"].as_str(), custom["rule"].as_str()),
+        (Some("deny"), Some("server_requests")),
+        "{custom}"
+    );
+    let statuses: Vec<(Option<&str>, Option<&str>)> = recs
+        .iter()
+        .filter(|r| r["method"] == "notifications/tasks")
+        .map(|r| (r["target"].as_str(), r["outcome"].as_str()))
+        .collect();
+    assert_eq!(
+        statuses,
+        [(Some("task-1"), Some("allow")), (Some("task-2"), Some("deny"))],
+        "{raw}"
     );
 }

@@ -735,6 +735,41 @@ impl SecurityLayer {
             .map_err(|()| crate::decision::audit_unavailable())
     }
 
+    /// Audits a call a host made that did not come back with a result: the server answered
+    /// with an error (`code`, its JSON-RPC code; the message and data redacted by the host,
+    /// `redactions` values), or the call failed on the way (`code` `None`). The record has no
+    /// identity, as in [`audit_from_server`](Self::audit_from_server).
+    ///
+    /// # Errors
+    /// With [`AuditFailureMode::Deny`], the `audit unavailable` denial when the record could
+    /// not be written.
+    pub async fn audit_server_error(
+        &self,
+        method: &str,
+        target: Option<&str>,
+        cx: &RequestContext,
+        redactions: u32,
+        code: Option<i32>,
+    ) -> Result<(), Denial> {
+        let inner = self.current.load_full();
+        let rec = Record {
+            identity: None,
+            outcome: AuditOutcome::Error,
+            stage: Stage::Handler,
+            denial: None,
+            detail: None,
+            rule: None,
+            error_code: code,
+            redactions,
+            classification: None,
+            started: Instant::now(),
+        };
+        inner
+            .write_audit(method, target, cx, rec)
+            .await
+            .map_err(|()| crate::decision::audit_unavailable())
+    }
+
     /// Authenticates `cx` as the pipeline would, without auditing: for diagnostics such as
     /// [`explain`](Self::explain).
     ///

@@ -35,6 +35,7 @@
     reason = "forwards every ClientHandler method, deprecated ones included"
 )]
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -43,11 +44,14 @@ use rmcp::model::ErrorCode;
 use rmcp::model::{
     CallToolRequestParams, CallToolResult, CancelledNotificationParam, ClientConfig,
     CreateMessageRequestParams, CreateMessageResult, CustomNotification, CustomRequest,
-    CustomResult, ElicitRequestParams, ElicitResult, ListRootsResult,
-    LoggingMessageNotificationParam, ProgressNotificationParam, ResourceUpdatedNotificationParam,
-    SubscriptionsAcknowledgedNotificationParams, TaskStatusNotificationParams, Tool,
+    CustomResult, ElicitRequestParams, ElicitResult, InputRequest, ListRootsResult,
+    LoggingMessageNotificationParam, PaginatedRequestParams, ProgressNotificationParam,
+    ResourceUpdatedNotificationParam, SubscriptionsAcknowledgedNotificationParams, TaskPayload,
+    TaskStatusNotificationParams, Tool,
 };
-use rmcp::service::{MaybeSendFuture, NotificationContext, RequestContext, RoleClient};
+use rmcp::service::{
+    MaybeSendFuture, NotificationContext, RequestContext, RoleClient, ServiceError,
+};
 use rmcp::{ClientHandler, ErrorData as McpError, Peer};
 use tokio::sync::watch;
 
@@ -56,6 +60,14 @@ use crate::context::Transport;
 use crate::decision::{Denial, DenyKind, RuleId, Stage};
 use crate::layer::SecurityLayer;
 use crate::provenance::pinning::{PinError, PinPolicy, PinReport, PinStore};
+
+/// The most pages one tool listing may take: a server that keeps handing out cursors is
+/// refused, not followed forever.
+const MAX_LIST_PAGES: usize = 256;
+
+/// The most tools one listing may hold. Pinning checks every tool against every other's name,
+/// so the work grows with the square of this.
+const MAX_LISTED_TOOLS: usize = 1024;
 
 /// Why a [`SecureClient`] call failed.
 #[derive(Debug, thiserror::Error)]
@@ -73,9 +85,13 @@ pub enum SecureClientError {
         /// The tool.
         tool: String,
     },
-    /// The MCP request failed.
+    /// The MCP request failed. With a layer ([`SecureClient::with_layer`]), an error the server
+    /// sent has had its message and data redacted.
     #[error("mcp request failed: {0}")]
     Service(#[from] rmcp::service::ServiceError),
+    /// The server's tool listing took more than 256 pages or held more than 1,024 tools.
+    #[error("tool listing exceeds the client's limits")]
+    ListingTooLarge,
     /// The pin file could not be written.
     #[error(transparent)]
     Pins(#[from] PinError),
@@ -103,6 +119,8 @@ struct GuardState {
     /// name -> allowed; a name absent here was not in the last listing.
     listed: HashMap<String, bool>,
     listed_once: bool,
+    /// Pins learned but not yet saved (a save failed): the next listing saves them again.
+    unsaved: bool,
 }
 
 /// What a [`SecureClient`] is configured with (set by its builders before it is served).
@@ -147,6 +165,7 @@ impl<H: ClientHandler> SecureClient<H> {
                     pins,
                     listed: HashMap::new(),
                     listed_once: false,
+                    unsaved: false,
                 }),
                 reports: watch::channel(None).0,
             }),
@@ -164,6 +183,7 @@ impl<H: ClientHandler> SecureClient<H> {
                 pins: s.pins.clone(),
                 listed: s.listed.clone(),
                 listed_once: s.listed_once,
+                unsaved: s.unsaved,
             }
         };
         SecureClient {
@@ -222,11 +242,37 @@ impl<H: ClientHandler> SecureClient<H> {
     /// allowed tools with the report.
     ///
     /// # Errors
-    /// [`SecureClientError::Service`] when listing fails; [`SecureClientError::Pins`] when
-    /// learned pins cannot be saved.
+    /// [`SecureClientError::Service`] when listing fails, [`SecureClientError::ListingTooLarge`]
+    /// when the listing is over the limits; [`SecureClientError::Pins`] when learned pins cannot
+    /// be saved (the next listing tries again).
     pub async fn list_tools(&self, peer: &Peer<RoleClient>) -> Result<ToolList, SecureClientError> {
-        let tools = peer.list_all_tools().await?;
+        let tools = list_capped(peer)
+            .await
+            .map_err(|e| self.redacted_error(e).0)?;
         self.guard.apply(tools)
+    }
+
+    /// `e` with the message and data of an error the server sent redacted, and how many
+    /// values were replaced: the host prints and logs errors, so they carry the server's
+    /// text as far as its results do.
+    fn redacted_error(&self, e: SecureClientError) -> (SecureClientError, u32) {
+        let Some(layer) = &self.guard.settings.layer else {
+            return (e, 0);
+        };
+        let mut data = match e {
+            SecureClientError::Service(ServiceError::McpError(data)) => data,
+            other => return (other, 0),
+        };
+        let mut found = 0;
+        if let Some(red) = layer.redact_text(&data.message) {
+            let (text, report) = red.into_parts();
+            found += report.total();
+            data.message = Cow::Owned(text);
+        }
+        if let Some(v) = data.data.as_mut() {
+            found += layer.redact_value(v).total();
+        }
+        (SecureClientError::Service(ServiceError::McpError(data)), found)
     }
 
     /// Calls a tool, after checking that the last listing allowed it (listing first if there
@@ -260,7 +306,29 @@ impl<H: ClientHandler> SecureClient<H> {
             }
             return Err(e);
         }
-        let mut result = peer.call_tool(params).await?;
+        let mut result = match peer.call_tool(params).await {
+            Ok(r) => r,
+            Err(e) => {
+                let (e, redactions) = self.redacted_error(SecureClientError::Service(e));
+                if let Some(layer) = &self.guard.settings.layer {
+                    let code = match &e {
+                        SecureClientError::Service(ServiceError::McpError(d)) => Some(d.code.0),
+                        _ => None,
+                    };
+                    // The call failed either way; a failed record is counted by the layer.
+                    let _ = layer
+                        .audit_server_error(
+                            "tools/call",
+                            Some(&name),
+                            &host_context(),
+                            redactions,
+                            code,
+                        )
+                        .await;
+                }
+                return Err(e);
+            }
+        };
         if let Some(layer) = &self.guard.settings.layer {
             let redacted = redact_typed(layer, &mut result);
             let refused = redacted.is_none().then(unredactable);
@@ -331,17 +399,55 @@ fn unredactable() -> Denial {
     .with_rule(RuleId::from_static("redaction"))
 }
 
+/// Redacts the parameters of a request or notification the server made up (its own method).
+fn redact_custom(layer: &SecurityLayer, params: &mut Option<serde_json::Value>) -> Option<u32> {
+    Some(params.as_mut().map_or(0, |v| layer.redact_value(v).total()))
+}
+
+/// Every page of the server's tool listing, within [`MAX_LIST_PAGES`] pages and
+/// [`MAX_LISTED_TOOLS`] tools: a server that keeps answering with cursors, or with thousands
+/// of tools, is refused instead of growing the host's memory without end.
+async fn list_capped(peer: &Peer<RoleClient>) -> Result<Vec<Tool>, SecureClientError> {
+    let mut tools = Vec::new();
+    let mut cursor = None;
+    for _ in 0..MAX_LIST_PAGES {
+        let params = cursor.map(|c| PaginatedRequestParams::default().with_cursor(Some(c)));
+        let page = peer.list_tools(params).await?;
+        tools.extend(page.tools);
+        if tools.len() > MAX_LISTED_TOOLS {
+            return Err(SecureClientError::ListingTooLarge);
+        }
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => return Ok(tools),
+        }
+    }
+    Err(SecureClientError::ListingTooLarge)
+}
+
+/// The method of a request the server embeds in a task's `input_required` status: a server
+/// request like any other, for the gate.
+fn input_request_method(r: &InputRequest) -> Option<&'static str> {
+    match r {
+        InputRequest::CreateMessage(_) => Some("sampling/createMessage"),
+        InputRequest::Elicitation(_) => Some("elicitation/create"),
+        InputRequest::ListRoots(_) => Some("roots/list"),
+        // A kind this version does not know cannot be checked: refused.
+        _ => None,
+    }
+}
+
 impl<H: ClientHandler> SecureClient<H> {
-    /// Passes a server request on when the gate allows it (redacting its text), and refuses it
-    /// otherwise; audits either way.
+    /// Passes a server request on when the gate allows it (redacting its text with `redact`),
+    /// and refuses it otherwise; audits either way.
     async fn gated<P, R, F>(
         &self,
-        method: &'static str,
+        method: &str,
         mut params: P,
+        redact: fn(&SecurityLayer, &mut P) -> Option<u32>,
         forward: F,
     ) -> Result<R, McpError>
     where
-        P: serde::Serialize + serde::de::DeserializeOwned,
         F: AsyncFnOnce(P) -> Result<R, McpError>,
     {
         let settings = &self.guard.settings;
@@ -349,7 +455,7 @@ impl<H: ClientHandler> SecureClient<H> {
         if let Some(layer) = &settings.layer {
             let mut redactions = 0;
             if refused.is_none() {
-                match redact_typed(layer, &mut params) {
+                match redact(layer, &mut params) {
                     Some(n) => redactions = n,
                     None => refused = Some(unredactable()),
                 }
@@ -368,6 +474,19 @@ impl<H: ClientHandler> SecureClient<H> {
                 None,
             )),
             None => forward(params).await,
+        }
+    }
+
+    /// Redacts a notification's text in place; `false` when it could not be redacted and must
+    /// not be delivered. Without a layer there is nothing to redact with.
+    fn redact_notification<P>(
+        &self,
+        params: &mut P,
+        redact: fn(&SecurityLayer, &mut P) -> Option<u32>,
+    ) -> bool {
+        match &self.guard.settings.layer {
+            Some(layer) => redact(layer, params).is_some(),
+            None => true,
         }
     }
 }
@@ -389,7 +508,10 @@ impl Guard {
             let report = state
                 .pins
                 .check_and_learn(values.iter(), &self.settings.policy);
-            let learned = was_empty && !state.pins.is_empty();
+            // Pins learned now, or learned earlier by a listing whose save failed: a pin that
+            // never reaches the file would be learned afresh, unchecked, after a restart.
+            let learned = (was_empty || state.unsaved) && !state.pins.is_empty();
+            state.unsaved = learned;
             state.listed = report
                 .tools
                 .iter()
@@ -401,6 +523,7 @@ impl Guard {
         if let (Some(pins), Some(path)) = (save, &self.settings.pin_file) {
             pins.save(path)?;
         }
+        self.lock().unsaved = false;
         let allowed: Vec<Tool> = tools
             .into_iter()
             .zip(&report.tools)
@@ -416,11 +539,12 @@ impl Guard {
 }
 
 impl<H: ClientHandler> ClientHandler for SecureClient<H> {
-    fn ping(
-        &self,
-        context: RequestContext<RoleClient>,
-    ) -> impl Future<Output = Result<(), McpError>> + MaybeSendFuture + '_ {
-        self.inner.ping(context)
+    async fn ping(&self, context: RequestContext<RoleClient>) -> Result<(), McpError> {
+        // Always allowed; audited like every other server request.
+        self.gated("ping", (), redact_typed, async |()| {
+            self.inner.ping(context).await
+        })
+        .await
     }
 
     async fn create_message(
@@ -428,7 +552,7 @@ impl<H: ClientHandler> ClientHandler for SecureClient<H> {
         params: CreateMessageRequestParams,
         context: RequestContext<RoleClient>,
     ) -> Result<CreateMessageResult, McpError> {
-        self.gated("sampling/createMessage", params, async |p| {
+        self.gated("sampling/createMessage", params, redact_typed, async |p| {
             self.inner.create_message(p, context).await
         })
         .await
@@ -438,7 +562,7 @@ impl<H: ClientHandler> ClientHandler for SecureClient<H> {
         &self,
         context: RequestContext<RoleClient>,
     ) -> Result<ListRootsResult, McpError> {
-        self.gated("roots/list", (), async |()| {
+        self.gated("roots/list", (), redact_typed, async |()| {
             self.inner.list_roots(context).await
         })
         .await
@@ -449,26 +573,39 @@ impl<H: ClientHandler> ClientHandler for SecureClient<H> {
         request: ElicitRequestParams,
         context: RequestContext<RoleClient>,
     ) -> Result<ElicitResult, McpError> {
-        self.gated("elicitation/create", request, async |r| {
+        self.gated("elicitation/create", request, redact_typed, async |r| {
             self.inner.create_elicitation(r, context).await
         })
         .await
     }
 
-    fn on_custom_request(
+    async fn on_custom_request(
         &self,
         request: CustomRequest,
         context: RequestContext<RoleClient>,
-    ) -> impl Future<Output = Result<CustomResult, McpError>> + MaybeSendFuture + '_ {
-        self.inner.on_custom_request(request, context)
+    ) -> Result<CustomResult, McpError> {
+        // A method of the server's own is a server request like the others: the gate decides
+        // (it allows only the standard ones it names). A malformed `sampling/createMessage`
+        // arrives here too, under its real method, and is gated as such.
+        let method = request.method.clone();
+        self.gated(
+            &method,
+            request,
+            |layer, r| redact_custom(layer, &mut r.params),
+            async |r| self.inner.on_custom_request(r, context).await,
+        )
+        .await
     }
 
-    fn on_cancelled(
+    async fn on_cancelled(
         &self,
-        params: CancelledNotificationParam,
+        mut params: CancelledNotificationParam,
         context: NotificationContext<RoleClient>,
-    ) -> impl Future<Output = ()> + MaybeSendFuture + '_ {
-        self.inner.on_cancelled(params, context)
+    ) {
+        // The reason is the server's text. Not delivered when it could not be redacted.
+        if self.redact_notification(&mut params, redact_typed) {
+            self.inner.on_cancelled(params, context).await;
+        }
     }
 
     async fn on_progress(
@@ -499,12 +636,15 @@ impl<H: ClientHandler> ClientHandler for SecureClient<H> {
         self.inner.on_logging_message(params, context).await;
     }
 
-    fn on_resource_updated(
+    async fn on_resource_updated(
         &self,
-        params: ResourceUpdatedNotificationParam,
+        mut params: ResourceUpdatedNotificationParam,
         context: NotificationContext<RoleClient>,
-    ) -> impl Future<Output = ()> + MaybeSendFuture + '_ {
-        self.inner.on_resource_updated(params, context)
+    ) {
+        // URIs carry personal data as often as text does.
+        if self.redact_notification(&mut params, redact_typed) {
+            self.inner.on_resource_updated(params, context).await;
+        }
     }
 
     fn on_resource_list_changed(
@@ -516,7 +656,7 @@ impl<H: ClientHandler> ClientHandler for SecureClient<H> {
 
     async fn on_tool_list_changed(&self, context: NotificationContext<RoleClient>) {
         // rmcp runs each notification in its own task, so listing here cannot deadlock.
-        match context.peer.list_all_tools().await {
+        match list_capped(&context.peer).await {
             Ok(tools) => {
                 // A pin file that cannot be saved is reported by the next list_tools call;
                 // the gate itself is already updated.
@@ -540,28 +680,77 @@ impl<H: ClientHandler> ClientHandler for SecureClient<H> {
         self.inner.on_prompt_list_changed(context)
     }
 
-    fn on_subscriptions_acknowledged(
+    async fn on_subscriptions_acknowledged(
         &self,
-        params: SubscriptionsAcknowledgedNotificationParams,
+        mut params: SubscriptionsAcknowledgedNotificationParams,
         context: NotificationContext<RoleClient>,
-    ) -> impl Future<Output = ()> + MaybeSendFuture + '_ {
-        self.inner.on_subscriptions_acknowledged(params, context)
+    ) {
+        // The accepted filter names resource URIs.
+        if self.redact_notification(&mut params, redact_typed) {
+            self.inner
+                .on_subscriptions_acknowledged(params, context)
+                .await;
+        }
     }
 
-    fn on_task_status(
+    async fn on_task_status(
         &self,
-        params: TaskStatusNotificationParams,
+        mut params: TaskStatusNotificationParams,
         context: NotificationContext<RoleClient>,
-    ) -> impl Future<Output = ()> + MaybeSendFuture + '_ {
-        self.inner.on_task_status(params, context)
+    ) {
+        // A task's status carries what the call itself would have: its result (`completed`),
+        // its error (`failed`), and requests for the host (`input_required`), which the gate
+        // judges like the server's own requests. All of it is redacted, and the decision
+        // audited; a status that is refused or cannot be redacted is not delivered.
+        let settings = &self.guard.settings;
+        let mut refused = None;
+        if let TaskPayload::InputRequired { input_requests } = &params.task.payload {
+            let denied = input_requests
+                .values()
+                .any(|r| input_request_method(r).is_none_or(|m| !settings.gate.permits(m)));
+            if denied {
+                refused = Some(settings.gate.denial());
+            }
+        }
+        if let Some(layer) = &settings.layer {
+            let mut redactions = 0;
+            if refused.is_none() {
+                match redact_typed(layer, &mut params) {
+                    Some(n) => redactions = n,
+                    None => refused = Some(unredactable()),
+                }
+            }
+            let task_id = params.task.task.task_id.clone();
+            let audited = layer
+                .audit_from_server(
+                    "notifications/tasks",
+                    Some(&task_id),
+                    &host_context(),
+                    redactions,
+                    refused.as_ref(),
+                )
+                .await;
+            if let Err(d) = audited {
+                refused = refused.or(Some(d));
+            }
+        }
+        if refused.is_none() {
+            self.inner.on_task_status(params, context).await;
+        }
     }
 
-    fn on_custom_notification(
+    async fn on_custom_notification(
         &self,
-        notification: CustomNotification,
+        mut notification: CustomNotification,
         context: NotificationContext<RoleClient>,
-    ) -> impl Future<Output = ()> + MaybeSendFuture + '_ {
-        self.inner.on_custom_notification(notification, context)
+    ) {
+        if self.redact_notification(&mut notification, |layer, n| {
+            redact_custom(layer, &mut n.params)
+        }) {
+            self.inner
+                .on_custom_notification(notification, context)
+                .await;
+        }
     }
 
     fn get_info(&self) -> ClientConfig {
