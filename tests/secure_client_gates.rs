@@ -27,8 +27,8 @@ use rmcp::model::{
     CustomResult, DetailedTask, InputRequest, ListRootsResult, ListToolsResult, LoggingLevel,
     LoggingMessageNotificationParam, Notification, NumberOrString, PaginatedRequestParams,
     ResourceUpdatedNotificationParam, Root, SamplingMessage, ServerCapabilities, ServerConfig,
-    ServerNotification, ServerRequest, Task, TaskPayload, TaskStatus,
-    TaskStatusNotificationParams, Tool,
+    ServerNotification, ServerRequest, Task, TaskPayload, TaskStatus, TaskStatusNotificationParams,
+    Tool,
 };
 use rmcp::service::{NotificationContext, RequestContext, RoleClient, RunningService};
 use rmcp::{ClientHandler, ErrorData as McpError, RoleServer, ServerHandler, ServiceExt};
@@ -487,7 +487,10 @@ async fn seen_with(seen: &Arc<Mutex<Vec<String>>>, prefix: &str, n: usize) -> Ve
         }
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
-    panic!("the host never saw {n} `{prefix}` entries: {:?}", seen.lock().unwrap());
+    panic!(
+        "the host never saw {n} `{prefix}` entries: {:?}",
+        seen.lock().unwrap()
+    );
 }
 
 #[tokio::test]
@@ -586,7 +589,10 @@ async fn every_side_channel_of_the_server_is_redacted_or_gated() {
         .collect();
     assert_eq!(
         statuses,
-        [(Some("task-1"), Some("allow")), (Some("task-2"), Some("deny"))],
+        [
+            (Some("task-1"), Some("allow")),
+            (Some("task-2"), Some("deny"))
+        ],
         "{raw}"
     );
 }

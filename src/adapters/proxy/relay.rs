@@ -17,9 +17,20 @@ use super::ProxyConfig;
 use crate::context::{AuthMethod, CorrelationId, Credentials, Identity, RequestContext, Transport};
 use crate::decision::{Denial, DenyKind, RuleId, Stage, wire_code};
 use crate::layer::{Admission, Completion, SecurityLayer};
-use crate::message::{Action, ListKind, MessageError};
+use crate::message::{Action, ListKind, MessageError, has_ambiguous_keys};
 use crate::redact::RedactionReport;
 use crate::validate::{ArgumentsOf, ToolSchema};
+
+/// Keeps only the members JSON-RPC 2.0 defines. Whatever else a peer puts beside them never
+/// reaches the other side: a member the proxy does not read is one it did not check.
+fn keep_jsonrpc_members(obj: &mut Map<String, Value>) {
+    obj.retain(|k, _| {
+        matches!(
+            k.as_str(),
+            "jsonrpc" | "id" | "method" | "params" | "result" | "error"
+        )
+    });
+}
 
 /// How long the server gets to exit after the client closed its input before it is killed.
 const EXIT_GRACE: Duration = Duration::from_secs(5);
@@ -461,7 +472,7 @@ impl Shared {
             Value::Array(items) => {
                 let mut forward = Vec::with_capacity(items.len());
                 for item in items {
-                    if let Some((v, _)) = self.client_message(item, line.len()).await {
+                    if let Some(v) = self.client_message(item, line.len()).await {
                         forward.push(v);
                     }
                 }
@@ -472,26 +483,33 @@ impl Shared {
                 }
             }
             single => {
-                if let Some((v, changed)) = self.client_message(single, line.len()).await {
-                    if changed {
-                        self.send(Side::Server, &v).await;
-                    } else {
-                        // Unchanged: the client's own bytes go on, no re-encoding.
-                        let _ = self.to_server.send(Out::Line(line.to_vec())).await;
-                    }
+                // Always re-encoded from what was checked, never the client's own bytes: a
+                // duplicate key that serde_json read as its last copy could be read as its
+                // first by the server.
+                if let Some(v) = self.client_message(single, line.len()).await {
+                    self.send(Side::Server, &v).await;
                 }
             }
         }
     }
 
-    /// One client message. Returns what to forward to the server (and whether it differs from
-    /// what the client sent), or `None` when it was refused or consumed here.
-    async fn client_message(&self, value: Value, len: usize) -> Option<(Value, bool)> {
+    /// One client message. Returns what to forward to the server, or `None` when it was
+    /// refused or consumed here.
+    async fn client_message(&self, value: Value, len: usize) -> Option<Value> {
+        // `{"method": "ping", "Method": "tools/call", ...}`: checked as a ping here, run as a
+        // tool call by a server whose parser folds case. Refused, wherever in the message.
+        if has_ambiguous_keys(&value) {
+            let id = value.get("id").cloned().unwrap_or(Value::Null);
+            self.refuse_unreadable(&id, "(unreadable)", &MessageError::AmbiguousKeys)
+                .await;
+            return None;
+        }
         let Value::Object(mut obj) = value else {
             self.refuse_unreadable(&Value::Null, "(unreadable)", &MessageError::NotObject)
                 .await;
             return None;
         };
+        keep_jsonrpc_members(&mut obj);
         let id = obj.get("id").cloned();
         if obj.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
             let id = id.unwrap_or(Value::Null);
@@ -514,13 +532,13 @@ impl Shared {
             (Some(method), None) => self
                 .client_notification(&obj, &method, len)
                 .await
-                .then_some((Value::Object(obj), false)),
+                .then_some(Value::Object(obj)),
             (None, Some(id)) if obj.contains_key("result") || obj.contains_key("error") => {
                 let known = IdKey::of(&id).is_some_and(|k| self.table().server.remove(&k));
                 if known {
                     // The server's own request is answered; redaction applies to what the server
                     // sends, not to what the host gives it.
-                    return Some((Value::Object(std::mem::take(&mut obj)), false));
+                    return Some(Value::Object(std::mem::take(&mut obj)));
                 }
                 self.unsolicited(Side::Client, &id).await;
                 None
@@ -559,7 +577,7 @@ impl Shared {
         id: Value,
         method: &str,
         len: usize,
-    ) -> Option<(Value, bool)> {
+    ) -> Option<Value> {
         let Some(key) = IdKey::of(&id) else {
             self.refuse_unreadable(&Value::Null, method, &MessageError::InvalidId)
                 .await;
@@ -628,7 +646,7 @@ impl Shared {
             from_arguments,
         };
         self.table().client.insert(key, waiting);
-        Some((Value::Object(obj), arguments_of.is_some()))
+        Some(Value::Object(obj))
     }
 
     /// Rewrites (and, when configured, redacts) the arguments of an admitted call in place.
@@ -773,6 +791,8 @@ impl Shared {
         let Value::Object(mut obj) = value else {
             return self.server_garbage("not a json-rpc object").await;
         };
+        // As for the client's messages: only the members the proxy reads, and checks, go on.
+        keep_jsonrpc_members(&mut obj);
         if obj.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
             return self.server_garbage("not json-rpc 2.0").await;
         }
@@ -829,6 +849,19 @@ impl Shared {
         let Some(w) = waiting else {
             return self.unsolicited(Side::Server, id).await;
         };
+        // A response with both `result` and `error` is not JSON-RPC; a client that reads
+        // `result` whenever it is present would get it unfiltered. The error alone goes on.
+        // A result with keys that differ only in case (`tools` and `Tools`) could be read by
+        // the client from the copy no filter looked at: it becomes an error.
+        if obj.contains_key("error") {
+            obj.remove("result");
+        } else if obj.get("result").is_some_and(has_ambiguous_keys) {
+            obj.remove("result");
+            obj.insert(
+                "error".into(),
+                json!({"code": -32603, "message": "invalid response from server"}),
+            );
+        }
         let mut report = w.from_arguments;
         let completion = if let Some(error) = obj.get_mut("error") {
             report.merge(&self.layer.redact_value(error));

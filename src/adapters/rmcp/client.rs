@@ -272,7 +272,10 @@ impl<H: ClientHandler> SecureClient<H> {
         if let Some(v) = data.data.as_mut() {
             found += layer.redact_value(v).total();
         }
-        (SecureClientError::Service(ServiceError::McpError(data)), found)
+        (
+            SecureClientError::Service(ServiceError::McpError(data)),
+            found,
+        )
     }
 
     /// Calls a tool, after checking that the last listing allowed it (listing first if there
