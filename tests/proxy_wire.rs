@@ -176,3 +176,62 @@ async fn the_server_is_sent_what_was_checked_and_nothing_else() {
         "{answer}"
     );
 }
+
+#[tokio::test]
+async fn a_cancelled_id_stays_taken_and_its_late_answer_is_dropped() {
+    let mut w = wire();
+    write_line(
+        &mut w.client_tx,
+        r#"{"jsonrpc":"2.0","id":5,"method":"tools/list"}"#,
+    )
+    .await;
+    let _ = next_line(&mut w.server_rx).await;
+    write_line(
+        &mut w.client_tx,
+        r#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":5}}"#,
+    )
+    .await;
+    let _ = next_line(&mut w.server_rx).await;
+    // Reusing the id at once: the server may still answer the listing, which would then be
+    // matched to this call and never filtered.
+    write_line(
+        &mut w.client_tx,
+        r#"{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"echo","arguments":{"text":"hi"}}}"#,
+    )
+    .await;
+    let answer: Value = serde_json::from_str(&next_line(&mut w.client_rx).await).unwrap();
+    assert_eq!(
+        (answer["id"].clone(), answer["error"]["message"].clone()),
+        (json!(5), json!("duplicate request id")),
+        "{answer}"
+    );
+    // The late, unfiltered answer to the cancelled listing never reaches the client: the next
+    // line it reads is the answer to its next request.
+    write_line(
+        &mut w.server_tx,
+        r#"{"jsonrpc":"2.0","id":5,"result":{"tools":[{"name":"delete_all_data","inputSchema":{"type":"object"}}]}}"#,
+    )
+    .await;
+    write_line(
+        &mut w.client_tx,
+        r#"{"jsonrpc":"2.0","id":6,"method":"ping"}"#,
+    )
+    .await;
+    let forwarded: Value = serde_json::from_str(&next_line(&mut w.server_rx).await).unwrap();
+    assert_eq!(forwarded["id"], 6);
+    write_line(&mut w.server_tx, r#"{"jsonrpc":"2.0","id":6,"result":{}}"#).await;
+    let raw = next_line(&mut w.client_rx).await;
+    assert!(!raw.contains("delete_all_data"), "{raw}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&raw).unwrap(),
+        json!({"jsonrpc": "2.0", "id": 6, "result": {}})
+    );
+    // An id a JavaScript server would round is refused.
+    write_line(
+        &mut w.client_tx,
+        r#"{"jsonrpc":"2.0","id":9007199254740993,"method":"ping"}"#,
+    )
+    .await;
+    let answer: Value = serde_json::from_str(&next_line(&mut w.client_rx).await).unwrap();
+    assert_eq!(answer["error"]["code"], -32600, "{answer}");
+}

@@ -41,6 +41,15 @@ const MAX_TOOL_PAGES: usize = 100;
 /// Lines queued for one output before the side producing them waits (back-pressure).
 const OUTPUT_QUEUE: usize = 1024;
 
+/// How long the id of a request the client cancelled stays taken. The server may still answer
+/// it (the specification only asks it not to); a new request reusing the id meanwhile could be
+/// answered with the old one's result, filtered (or not) for the old method.
+const CANCELLED_GRACE: Duration = Duration::from_secs(60);
+
+/// The largest integer id: beyond 2^53 - 1 a JavaScript peer rounds ids, so two ids the proxy
+/// tells apart would be one to the server.
+const MAX_SAFE_ID: i64 = (1 << 53) - 1;
+
 /// Why the proxy could not run.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -308,7 +317,10 @@ enum IdKey {
 impl IdKey {
     fn of(v: &Value) -> Option<IdKey> {
         match v {
-            Value::Number(n) => n.as_i64().map(IdKey::Number),
+            Value::Number(n) => n
+                .as_i64()
+                .filter(|n| (-MAX_SAFE_ID..=MAX_SAFE_ID).contains(n))
+                .map(IdKey::Number),
             Value::String(s) => Some(IdKey::Text(s.as_str().into())),
             _ => None,
         }
@@ -358,6 +370,9 @@ struct Table {
     server: HashSet<IdKey>,
     /// The proxy's own requests to the server (`tools/list` for schemas).
     internal: HashMap<IdKey, oneshot::Sender<Value>>,
+    /// Client requests cancelled by the client, and when: their ids stay taken for
+    /// [`CANCELLED_GRACE`], and a late answer to one is dropped.
+    cancelled: HashMap<IdKey, std::time::Instant>,
     next_internal: u64,
     /// Whether the server's tool list has been fetched since it last changed.
     tools_fetched: bool,
@@ -586,7 +601,11 @@ impl Shared {
         let cx = self.context(Side::Client, key.correlation());
         let refusal = {
             let t = self.table();
-            if t.client.contains_key(&key) || t.internal.contains_key(&key) {
+            let recently_cancelled = t
+                .cancelled
+                .get(&key)
+                .is_some_and(|at| at.elapsed() < CANCELLED_GRACE);
+            if t.client.contains_key(&key) || t.internal.contains_key(&key) || recently_cancelled {
                 Some("duplicate request id")
             } else if t.client.len() >= self.max_pending {
                 Some("too many requests waiting for an answer")
@@ -706,7 +725,23 @@ impl Shared {
                 .and_then(|p| p.get("requestId"))
                 .and_then(IdKey::of)
         {
-            let cancelled = self.table().client.remove(&key);
+            let cancelled = {
+                let mut t = self.table();
+                if t.cancelled.len() >= self.max_pending {
+                    t.cancelled.retain(|_, at| at.elapsed() < CANCELLED_GRACE);
+                }
+                if t.cancelled.len() >= self.max_pending {
+                    // No room to remember it: it stays pending, and the server's answer (or
+                    // the child's exit) settles it.
+                    None
+                } else {
+                    let w = t.client.remove(&key);
+                    if w.is_some() {
+                        t.cancelled.insert(key, std::time::Instant::now());
+                    }
+                    w
+                }
+            };
             if let Some(w) = cancelled {
                 w.cancelled(&self.layer).await;
             }
@@ -835,15 +870,22 @@ impl Shared {
         let Some(key) = IdKey::of(id) else {
             return self.unsolicited(Side::Server, id).await;
         };
-        let (internal, waiting) = {
+        let (internal, waiting, late) = {
             let mut t = self.table();
             match t.internal.remove(&key) {
-                Some(tx) => (Some(tx), None),
-                None => (None, t.client.remove(&key)),
+                Some(tx) => (Some(tx), None, false),
+                None => match t.client.remove(&key) {
+                    Some(w) => (None, Some(w), false),
+                    None => (None, None, t.cancelled.remove(&key).is_some()),
+                },
             }
         };
         if let Some(tx) = internal {
             let _ = tx.send(Value::Object(obj));
+            return;
+        }
+        if late {
+            // The answer to a request the client cancelled: it no longer waits for it.
             return;
         }
         let Some(w) = waiting else {
@@ -1221,5 +1263,11 @@ mod tests {
         assert_eq!(IdKey::of(&json!(1.5)), None);
         assert_eq!(IdKey::of(&json!(null)), None);
         assert_eq!(IdKey::of(&json!([1])), None);
+        // A JavaScript peer would round these into each other.
+        let max = (1i64 << 53) - 1;
+        assert_eq!(IdKey::of(&json!(max)), Some(IdKey::Number(max)));
+        assert_eq!(IdKey::of(&json!(-max)), Some(IdKey::Number(-max)));
+        assert_eq!(IdKey::of(&json!(max + 1)), None);
+        assert_eq!(IdKey::of(&json!(9_007_199_254_740_993_u64)), None);
     }
 }
