@@ -15,6 +15,8 @@ pub const LOADER_VARIABLES: &[&str] = &[
     "DYLD_INSERT_LIBRARIES",
     "DYLD_LIBRARY_PATH",
     "DYLD_FRAMEWORK_PATH",
+    "DYLD_FALLBACK_LIBRARY_PATH",
+    "DYLD_FALLBACK_FRAMEWORK_PATH",
     "NODE_OPTIONS",
     "NODE_PATH",
     "NODE_EXTRA_CA_CERTS",
@@ -23,6 +25,10 @@ pub const LOADER_VARIABLES: &[&str] = &[
     "PYTHONHOME",
     "PYTHONINSPECT",
     "PYTHONUSERBASE",
+    // `PYTHONWARNINGS` imports the module a warning filter names (with `BROWSER`, the
+    // `antigravity` module runs a command).
+    "PYTHONWARNINGS",
+    "BROWSER",
     "PERL5OPT",
     "PERL5LIB",
     "PERLLIB",
