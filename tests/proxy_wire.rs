@@ -39,12 +39,18 @@ struct Wire {
 /// A relay enforcing the demo policy for the `analytics-bot` key (which may not call
 /// `delete_all_data`).
 fn wire() -> Wire {
+    wire_with(|keys| keys.analytics.clone())
+}
+
+/// A relay enforcing the demo policy for the client key `key` picks.
+fn wire_with(key: impl FnOnce(&DemoKeys) -> String) -> Wire {
     let keys = DemoKeys::generate();
+    let key = key(&keys);
     let audit = tempfile::tempdir().unwrap();
     let policy =
         Policy::from_toml_str(&demo_policy(&keys, &audit.path().join("audit.jsonl"))).unwrap();
     let proxy = Proxy::new(policy.build().unwrap(), policy.proxy().clone())
-        .with_credentials(Credentials::api_key(keys.analytics.as_str()));
+        .with_credentials(Credentials::api_key(key.as_str()));
     let (client_end, proxy_client_side) = tokio::io::duplex(64 * 1024);
     let (server_end, proxy_server_side) = tokio::io::duplex(64 * 1024);
     tokio::spawn(async move {
@@ -234,4 +240,26 @@ async fn a_cancelled_id_stays_taken_and_its_late_answer_is_dropped() {
     .await;
     let answer: Value = serde_json::from_str(&next_line(&mut w.client_rx).await).unwrap();
     assert_eq!(answer["error"]["code"], -32600, "{answer}");
+}
+
+/// The fetch exists only to check arguments against the tool's `inputSchema`.
+#[cfg(feature = "schema")]
+#[tokio::test]
+async fn only_a_caller_who_may_call_the_tool_makes_the_proxy_list_the_servers_tools() {
+    let call = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":"hi"}}}"#;
+    // A wrong key: refused, and the server is not asked for its tools on its behalf.
+    let mut w = wire_with(|_| "mcpk_wrong".to_owned());
+    write_line(&mut w.client_tx, call).await;
+    let answer: Value = serde_json::from_str(&next_line(&mut w.client_rx).await).unwrap();
+    assert!(answer["error"].is_object(), "{answer}");
+    // (The client's every request is refused, so silence is all the server can show: the
+    // refusal above was written after the point where the listing would have been sent.)
+    let heard = tokio::time::timeout(Duration::from_millis(500), w.server_rx.next_line()).await;
+    assert!(heard.is_err(), "the server was sent {heard:?}");
+
+    // The right key: the proxy lists the tools first, to check the call's arguments.
+    let mut w = wire();
+    write_line(&mut w.client_tx, call).await;
+    let first: Value = serde_json::from_str(&next_line(&mut w.server_rx).await).unwrap();
+    assert_eq!(first["method"], "tools/list", "{first}");
 }

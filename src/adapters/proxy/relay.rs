@@ -629,9 +629,13 @@ impl Shared {
                 return None;
             }
         };
-        // A tool called before the client listed tools: learn its schema from the server.
+        // A tool called before the client listed tools: learn its schema from the server. Only
+        // for a caller who may call it: nobody unauthenticated or refused makes the server list
+        // its tools (admission then refuses them, audited).
         if let Action::CallTool { name, .. } = action
             && self.layer.needs_tool_schema(name)
+            && let Ok(identity) = self.layer.identify(&cx).await
+            && self.layer.permits(&identity, &action, &cx)
         {
             self.fetch_tools().await;
         }
@@ -780,12 +784,16 @@ impl Shared {
             }
             self.send(Side::Server, &request).await;
             let Ok(Ok(response)) = tokio::time::timeout(TOOLS_FETCH_TIMEOUT, rx).await else {
+                let mut t = self.table();
                 if let Some(key) = IdKey::of(&id) {
-                    self.table().internal.remove(&key);
+                    t.internal.remove(&key);
                 }
+                // Not listed: the next call that needs a schema asks again.
+                t.tools_fetched = false;
                 return;
             };
             let Some(result) = response.get("result") else {
+                self.table().tools_fetched = false;
                 return;
             };
             observe_tools(&self.layer, result);
