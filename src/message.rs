@@ -215,43 +215,6 @@ impl<'a> Action<'a> {
     }
 }
 
-/// Whether any object in `v` has two keys that are equal when case is ignored. Some parsers
-/// match keys that way (Go's `encoding/json` folds case, so `"Method"` sets `method`), and of
-/// two such keys one parser reads one and another the other: a layer that checked
-/// `"method": "ping"` would pass a `"Method": "tools/call"` that the server runs. Exact
-/// duplicates never reach here (`serde_json` keeps the last), and a message is re-encoded
-/// from what was parsed before it is forwarded, so the server sees only the copy checked.
-/// Folding is approximated by upper- then lower-casing each character, which also catches
-/// `ſ` for `s` and the Kelvin sign for `k`; where it folds more than a peer would, the
-/// message is refused, never passed.
-pub(crate) fn has_ambiguous_keys(v: &Value) -> bool {
-    match v {
-        Value::Object(map) => {
-            // Keys of lowercase ASCII letters, digits and punctuation fold to themselves: two
-            // of them can only collide if they are equal, which a map rules out.
-            let plain = map
-                .keys()
-                .all(|k| k.bytes().all(|b| b.is_ascii() && !b.is_ascii_uppercase()));
-            if !plain {
-                let mut seen = std::collections::HashSet::with_capacity(map.len());
-                for k in map.keys() {
-                    let folded: String = k
-                        .chars()
-                        .flat_map(char::to_uppercase)
-                        .flat_map(char::to_lowercase)
-                        .collect();
-                    if !seen.insert(folded) {
-                        return true;
-                    }
-                }
-            }
-            map.values().any(has_ambiguous_keys)
-        }
-        Value::Array(items) => items.iter().any(has_ambiguous_keys),
-        _ => false,
-    }
-}
-
 /// Why a message could not be read. Messages name the protocol field, never a request value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -452,29 +415,6 @@ impl Message {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn keys_equal_but_for_case_are_ambiguous_at_any_depth() {
-        use serde_json::json;
-        let ambiguous = [
-            json!({"method": "ping", "Method": "tools/call"}),
-            json!({"params": {"name": "a", "NAME": "b"}}),
-            json!([1, {"x": [{"arguments": 1, "argumentſ": 2}]}]),
-            json!({"kind": 1, "\u{212a}ind": 2}),
-        ];
-        for v in &ambiguous {
-            assert!(has_ambiguous_keys(v), "{v}");
-        }
-        let plain = [
-            json!({"method": "ping", "params": {"name": "a", "Name2": "b"}}),
-            json!({"a": {"a": {"a": 1}}, "b": [{"a": 1}, {"a": 2}]}),
-            json!("Method"),
-            json!({"\u{e9}t\u{e9}": 1, "ete": 2}),
-        ];
-        for v in &plain {
-            assert!(!has_ambiguous_keys(v), "{v}");
-        }
-    }
 
     #[test]
     fn parses_request_notification_and_batch() {

@@ -596,3 +596,78 @@ async fn every_side_channel_of_the_server_is_redacted_or_gated() {
         "{raw}"
     );
 }
+
+/// A server that answers one tool call with a flood of `tools/list_changed`, counting the
+/// listings it is asked for.
+#[derive(Clone, Default)]
+struct Flooder {
+    listings: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl ServerHandler for Flooder {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+    }
+
+    async fn list_tools(
+        &self,
+        _r: Option<PaginatedRequestParams>,
+        _c: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, McpError> {
+        self.listings
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        // Slow enough that the notifications pile up behind one listing.
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        Ok(ListToolsResult::with_all_items(vec![tool("flood")]))
+    }
+
+    async fn call_tool(
+        &self,
+        _r: CallToolRequestParams,
+        c: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, McpError> {
+        for _ in 0..200 {
+            c.peer.notify_tool_list_changed().await.unwrap();
+        }
+        text("flooded")
+    }
+}
+
+#[tokio::test]
+async fn a_flood_of_list_changed_notifications_costs_a_few_listings() {
+    let server = Flooder::default();
+    let listings = server.listings.clone();
+    let (server_io, client_io) = tokio::io::duplex(64 * 1024);
+    tokio::spawn(async move {
+        if let Ok(running) = server.serve(server_io).await {
+            let _ = running.waiting().await;
+        }
+    });
+    let client = SecureClient::new((), PinStore::default()).with_policy(tofu());
+    let running = client.serve(client_io).await.unwrap();
+    let r = running
+        .service()
+        .call_tool(running.peer(), CallToolRequestParams::new("flood"))
+        .await
+        .unwrap();
+    assert_eq!(r.content[0].as_text().unwrap().text, "flooded");
+    // Wait until the listings stop (each notification is handled in its own task).
+    let mut last = usize::MAX;
+    for _ in 0..100 {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let now = listings.load(std::sync::atomic::Ordering::SeqCst);
+        if now == last {
+            break;
+        }
+        last = now;
+    }
+    // One listing before the call, then one at a time while notifications keep coming: far
+    // fewer than the 200 notifications (the old code listed once per notification).
+    assert!(
+        (2..=60).contains(&last),
+        "{last} listings for 200 notifications"
+    );
+    // The last listing counts: the tool is still allowed.
+    assert!(running.service().check_tool("flood").is_ok());
+    running.cancel().await.unwrap();
+}

@@ -17,9 +17,46 @@ use super::ProxyConfig;
 use crate::context::{AuthMethod, CorrelationId, Credentials, Identity, RequestContext, Transport};
 use crate::decision::{Denial, DenyKind, RuleId, Stage, wire_code};
 use crate::layer::{Admission, Completion, SecurityLayer};
-use crate::message::{Action, ListKind, MessageError, has_ambiguous_keys};
+use crate::message::{Action, ListKind, MessageError};
 use crate::redact::RedactionReport;
 use crate::validate::{ArgumentsOf, ToolSchema};
+
+/// Whether any object in `v` has two keys that are equal when case is ignored. Some parsers
+/// match keys that way (Go's `encoding/json` folds case, so `"Method"` sets `method`), and of
+/// two such keys one parser reads one and another the other: a layer that checked
+/// `"method": "ping"` would pass a `"Method": "tools/call"` that the server runs. Exact
+/// duplicates never reach here (`serde_json` keeps the last), and a message is re-encoded
+/// from what was parsed before it is forwarded, so the server sees only the copy checked.
+/// Folding is approximated by upper- then lower-casing each character, which also catches
+/// `ſ` for `s` and the Kelvin sign for `k`; where it folds more than a peer would, the
+/// message is refused, never passed.
+fn has_ambiguous_keys(v: &Value) -> bool {
+    match v {
+        Value::Object(map) => {
+            // Keys of lowercase ASCII letters, digits and punctuation fold to themselves: two
+            // of them can only collide if they are equal, which a map rules out.
+            let plain = map
+                .keys()
+                .all(|k| k.bytes().all(|b| b.is_ascii() && !b.is_ascii_uppercase()));
+            if !plain {
+                let mut seen = std::collections::HashSet::with_capacity(map.len());
+                for k in map.keys() {
+                    let folded: String = k
+                        .chars()
+                        .flat_map(char::to_uppercase)
+                        .flat_map(char::to_lowercase)
+                        .collect();
+                    if !seen.insert(folded) {
+                        return true;
+                    }
+                }
+            }
+            map.values().any(has_ambiguous_keys)
+        }
+        Value::Array(items) => items.iter().any(has_ambiguous_keys),
+        _ => false,
+    }
+}
 
 /// Keeps only the members JSON-RPC 2.0 defines. Whatever else a peer puts beside them never
 /// reaches the other side: a member the proxy does not read is one it did not check.
@@ -1256,6 +1293,29 @@ mod tests {
         assert_eq!(lines(b"", 8).await, vec![]);
         assert_eq!(lines(b"12345678\n", 8).await, vec![Ok("12345678".into())]);
         assert_eq!(lines(b"123456789\n", 8).await, vec![Err("too long")]);
+    }
+
+    #[test]
+    fn keys_equal_but_for_case_are_ambiguous_at_any_depth() {
+        use serde_json::json;
+        let ambiguous = [
+            json!({"method": "ping", "Method": "tools/call"}),
+            json!({"params": {"name": "a", "NAME": "b"}}),
+            json!([1, {"x": [{"arguments": 1, "argumentſ": 2}]}]),
+            json!({"kind": 1, "\u{212a}ind": 2}),
+        ];
+        for v in &ambiguous {
+            assert!(has_ambiguous_keys(v), "{v}");
+        }
+        let plain = [
+            json!({"method": "ping", "params": {"name": "a", "Name2": "b"}}),
+            json!({"a": {"a": {"a": 1}}, "b": [{"a": 1}, {"a": 2}]}),
+            json!("Method"),
+            json!({"\u{e9}t\u{e9}": 1, "ete": 2}),
+        ];
+        for v in &plain {
+            assert!(!has_ambiguous_keys(v), "{v}");
+        }
     }
 
     #[test]

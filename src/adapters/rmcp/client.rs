@@ -139,6 +139,10 @@ struct Guard {
     settings: Settings,
     state: Mutex<GuardState>,
     reports: watch::Sender<Option<Arc<PinReport>>>,
+    /// Held by the one task re-listing after `tools/list_changed`.
+    relisting: tokio::sync::Mutex<()>,
+    /// A `tools/list_changed` not yet answered by a listing.
+    relist_pending: std::sync::atomic::AtomicBool,
 }
 
 /// A client handler wrapper for hosts that use servers they do not trust: it pins tool
@@ -168,6 +172,8 @@ impl<H: ClientHandler> SecureClient<H> {
                     unsaved: false,
                 }),
                 reports: watch::channel(None).0,
+                relisting: tokio::sync::Mutex::new(()),
+                relist_pending: std::sync::atomic::AtomicBool::new(false),
             }),
         }
     }
@@ -192,6 +198,8 @@ impl<H: ClientHandler> SecureClient<H> {
                 settings,
                 state: Mutex::new(state),
                 reports: watch::channel(None).0,
+                relisting: tokio::sync::Mutex::new(()),
+                relist_pending: std::sync::atomic::AtomicBool::new(false),
             }),
         }
     }
@@ -658,18 +666,28 @@ impl<H: ClientHandler> ClientHandler for SecureClient<H> {
     }
 
     async fn on_tool_list_changed(&self, context: NotificationContext<RoleClient>) {
-        // rmcp runs each notification in its own task, so listing here cannot deadlock.
-        match list_capped(&context.peer).await {
-            Ok(tools) => {
-                // A pin file that cannot be saved is reported by the next list_tools call;
-                // the gate itself is already updated.
-                let _ = self.guard.apply(tools);
+        // rmcp runs each notification in its own task, so listing here cannot deadlock; but a
+        // server sending a flood of them would start as many listings. One task lists at a
+        // time; a notification arriving meanwhile only marks another listing as owed, which
+        // the listing task (or the next to take the lock) makes before it stops.
+        use std::sync::atomic::Ordering::SeqCst;
+        self.guard.relist_pending.store(true, SeqCst);
+        while let Ok(_listing) = self.guard.relisting.try_lock() {
+            if !self.guard.relist_pending.swap(false, SeqCst) {
+                break;
             }
-            Err(_) => {
-                // Cannot see the new definitions: block everything until a listing works.
-                let mut state = self.guard.lock();
-                for allowed in state.listed.values_mut() {
-                    *allowed = false;
+            match list_capped(&context.peer).await {
+                Ok(tools) => {
+                    // A pin file that cannot be saved is saved again by the next listing; the
+                    // gate itself is already updated.
+                    let _ = self.guard.apply(tools);
+                }
+                Err(_) => {
+                    // Cannot see the new definitions: block everything until a listing works.
+                    let mut state = self.guard.lock();
+                    for allowed in state.listed.values_mut() {
+                        *allowed = false;
+                    }
                 }
             }
         }
