@@ -615,6 +615,19 @@ async fn a_session_answers_only_to_the_identity_that_opened_it() {
         .unwrap();
     assert_eq!(oversized.status(), 400);
 
+    // Nor resume a stream by its event id alone: with an event store, rmcp replays events by
+    // id whatever the session.
+    let resume = reqwest::Client::new()
+        .get(s.url("/mcp"))
+        .header("authorization", format!("Bearer {}", s.keys.bob))
+        .header("accept", "text/event-stream")
+        .header("mcp-protocol-version", "2025-06-18")
+        .header("last-event-id", "0")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resume.status(), 404);
+
     let mine = with_session(&s.keys.alice, list).send().await.unwrap();
     assert_eq!(mine.status(), 200);
     let body = mine.text().await.unwrap();
@@ -624,8 +637,9 @@ async fn a_session_answers_only_to_the_identity_that_opened_it() {
         .into_iter()
         .filter(|r| r["rule"] == "http.session")
         .collect();
-    assert_eq!(refused.len(), 3);
+    assert_eq!(refused.len(), 4);
     assert_eq!(refused[0]["host"], "bob");
+    assert_eq!(refused[3]["host"], "bob");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

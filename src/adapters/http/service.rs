@@ -582,6 +582,27 @@ where
         return Ok(text(StatusCode::NOT_FOUND, "not found: session not found"));
     }
 
+    // A stream resumed by `Last-Event-ID` alone: with an event store, rmcp replays events by
+    // their id whatever the session (and with a session id, ignores it), so the binding
+    // above would not stand between a caller and another's events. Resuming is only for
+    // the session's owner, who names it.
+    if session.is_none() && req.headers().contains_key("last-event-id") {
+        shared
+            .refuse(
+                &cx,
+                &path,
+                Some(&identity),
+                deny(
+                    Stage::Authorization,
+                    DenyKind::NotFound,
+                    "session not found",
+                    "http.session",
+                ),
+            )
+            .await;
+        return Ok(text(StatusCode::NOT_FOUND, "not found: session not found"));
+    }
+
     let (mut parts, body) = req.into_parts();
     let bytes = match Limited::new(body, max_body).collect().await {
         Ok(c) => c.to_bytes(),
