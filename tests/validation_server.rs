@@ -242,3 +242,28 @@ async fn rewrites_reach_the_handler() {
         "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;"
     );
 }
+
+#[tokio::test]
+async fn stripping_happens_before_the_checks_so_the_handler_gets_what_was_checked() {
+    let s = setup("invisible = \"strip\"").await;
+    s.client.list_all_tools().await.unwrap();
+    // `..` hidden behind an invisible character: a name to a check that ran before stripping,
+    // a parent directory to the handler after it.
+    let hidden_dots = format!("{}/..\u{200B}/..\u{200B}/etc/passwd", s.root);
+    let r = call(&s, "read_file", json!({ "path": hidden_dots })).await;
+    assert_eq!(r.is_error, Some(true), "{r:?}");
+    assert_eq!(s.calls.load(Ordering::SeqCst), 0);
+
+    // A second `path` behind an invisible character must not replace the checked one.
+    let inside = format!("{}/notes.md", s.root);
+    let r = call(
+        &s,
+        "read_file",
+        json!({ "path": inside, "path\u{200B}": "/etc/passwd" }),
+    )
+    .await;
+    if r.is_error != Some(true) {
+        let seen: Value = serde_json::from_str(&text(&r)).unwrap();
+        assert_eq!(seen["path"], inside.as_str(), "{seen}");
+    }
+}

@@ -826,10 +826,18 @@ impl SecurityLayer {
         self.current.load().redact_arguments
     }
 
+    /// Normalizes the arguments of a `tools/call` or `prompts/get` before any check (invisible
+    /// characters stripped when the policy says `strip`): call it before building the
+    /// [`Action`] that [`admit`](Self::admit) checks, so the checks see what the handler will.
+    pub fn normalize_arguments(&self, target: ArgumentsOf<'_>, args: &mut Map<String, Value>) {
+        for v in &self.current.load().validators {
+            v.normalize_arguments(target, args);
+        }
+    }
+
     /// Rewrites the arguments of an admitted `tools/call` or `prompts/get` before the handler
-    /// sees them: every validator's rewrites (invisible characters stripped when the policy
-    /// says `strip`, HTML escaped where an argument asks for it). Call it after
-    /// [`admit`](Self::admit) allowed the request.
+    /// sees them: every validator's rewrites (HTML escaped where an argument asks for it).
+    /// Call it after [`admit`](Self::admit) allowed the request.
     pub fn rewrite_arguments(&self, target: ArgumentsOf<'_>, args: &mut Map<String, Value>) {
         for v in &self.current.load().validators {
             v.rewrite_arguments(target, args);

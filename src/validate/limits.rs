@@ -248,8 +248,20 @@ fn strip(value: &mut Value) {
 fn strip_map(map: &mut Map<String, Value>) {
     if map.keys().any(|k| unicode::has_invisible(k)) {
         let old = std::mem::take(map);
-        for (k, v) in old {
-            map.insert(unicode::strip_invisible(&k).into_owned(), v);
+        let (hidden, visible): (Vec<_>, Vec<_>) = old
+            .into_iter()
+            .partition(|(k, _)| unicode::has_invisible(k));
+        map.extend(visible);
+        for (k, v) in hidden {
+            let stripped = unicode::strip_invisible(&k).into_owned();
+            // `path` and `path\u{200b}`: stripped, the second would replace the first. It
+            // stays as sent instead, so the checks see both keys and the handler gets exactly
+            // what was checked. (A key with an invisible character never equals a stripped one.)
+            if map.contains_key(&stripped) {
+                map.insert(k, v);
+            } else {
+                map.insert(stripped, v);
+            }
         }
     }
     map.values_mut().for_each(strip);
@@ -291,7 +303,7 @@ impl InputValidator for FrameLimits {
         Ok(())
     }
 
-    fn rewrite_arguments(&self, _target: ArgumentsOf<'_>, args: &mut Map<String, Value>) {
+    fn normalize_arguments(&self, _target: ArgumentsOf<'_>, args: &mut Map<String, Value>) {
         if self.invisible == Invisible::Strip {
             strip_map(args);
         }
@@ -303,6 +315,19 @@ mod tests {
     use super::*;
     use crate::message::Action;
     use serde_json::json;
+
+    #[test]
+    fn stripping_never_lets_one_key_replace_another() {
+        let mut args = json!({"path": "/srv/data/ok", "path\u{200b}": "/etc/passwd", "no\u{200b}te": "a\u{200b}b"})
+            .as_object()
+            .unwrap()
+            .clone();
+        strip_map(&mut args);
+        assert_eq!(
+            Value::Object(args),
+            json!({"path": "/srv/data/ok", "path\u{200b}": "/etc/passwd", "note": "ab"})
+        );
+    }
 
     #[test]
     fn depth_and_size_from_arguments() {

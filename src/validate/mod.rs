@@ -191,9 +191,17 @@ pub trait InputValidator: Debug + Send + Sync {
         Ok(())
     }
 
-    /// Rewrites the arguments of an admitted request before the handler sees them (stripping
-    /// invisible characters, escaping HTML). Runs after every check passed, on the values the
-    /// checks saw. Default: nothing.
+    /// Normalizes the arguments of a request before any check sees them (stripping invisible
+    /// characters): what is checked is then what the handler gets. A rewrite after the checks
+    /// could make a checked value unsafe (`..\u{200b}/` passes a path check as a name and
+    /// becomes `../` once stripped). Default: nothing.
+    fn normalize_arguments(&self, target: ArgumentsOf<'_>, args: &mut Map<String, Value>) {
+        let _ = (target, args);
+    }
+
+    /// Rewrites the arguments of an admitted request before the handler sees them (escaping
+    /// HTML). Runs after every check passed, on the values the checks saw; it must not make a
+    /// value less safe than the one checked. Default: nothing.
     fn rewrite_arguments(&self, target: ArgumentsOf<'_>, args: &mut Map<String, Value>) {
         let _ = (target, args);
     }
@@ -223,6 +231,10 @@ impl<T: InputValidator + ?Sized> InputValidator for Arc<T> {
         cx: &RequestContext,
     ) -> Result<(), ValidationError> {
         (**self).validate(action, identity, cx)
+    }
+
+    fn normalize_arguments(&self, target: ArgumentsOf<'_>, args: &mut Map<String, Value>) {
+        (**self).normalize_arguments(target, args);
     }
 
     fn rewrite_arguments(&self, target: ArgumentsOf<'_>, args: &mut Map<String, Value>) {

@@ -657,6 +657,25 @@ impl Shared {
             self.send_error(Side::Client, &id, -32600, d.reason()).await;
             return None;
         }
+        // Normalized before any check (invisible characters stripped when the policy says so),
+        // so the checks see the arguments the server will get.
+        let of_tool = match method {
+            "tools/call" => Some(true),
+            "prompts/get" => Some(false),
+            _ => None,
+        };
+        if let Some(tool) = of_tool
+            && let Some(Value::Object(params)) = obj.get_mut("params")
+            && let Some(Value::String(name)) = params.get("name").cloned()
+            && let Some(Value::Object(args)) = params.get_mut("arguments")
+        {
+            let of = if tool {
+                ArgumentsOf::Tool(&name)
+            } else {
+                ArgumentsOf::Prompt(&name)
+            };
+            self.layer.normalize_arguments(of, args);
+        }
         let action = match Action::from_method(method, obj.get("params"), false) {
             Ok(a) => a,
             Err(e) => {

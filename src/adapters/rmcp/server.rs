@@ -571,6 +571,10 @@ impl<H: ServerHandler> SecureServer<H> {
         mut context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
         let cx = self.context(Some(&context.id), &context.extensions);
+        if let Some(args) = request.arguments.as_mut() {
+            self.layer
+                .normalize_arguments(ArgumentsOf::Tool(&request.name), args);
+        }
         // A tool called before any listing: its schema comes from the handler's own definition.
         if self.layer.needs_tool_schema(&request.name)
             && let Some(tool) = self.inner.get_tool(&request.name)
@@ -724,6 +728,10 @@ impl<H: ServerHandler> ServerHandler for SecureServer<H> {
     {
         Box::pin(async move {
             let cx = self.context(Some(&context.id), &context.extensions);
+            if let Some(args) = request.arguments.as_mut() {
+                self.layer
+                    .normalize_arguments(ArgumentsOf::Prompt(&request.name), args);
+            }
             let pending = {
                 let action = Action::GetPrompt {
                     name: &request.name,
