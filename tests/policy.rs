@@ -45,6 +45,10 @@ fn each_error_names_its_key_path() {
             "tools[0].arguments.limit.min: is greater than max",
         ),
         (
+            "[[tools]]\nname = \"x\"\nallowed_hosts = [\"bot\"]\narguments.limit = { max = nan }\n",
+            "tools[0].arguments.limit.max: must be a number, not nan",
+        ),
+        (
             "[[tools]]\nname = \"x\"\nallowed_hosts = [\"bot\"]\narguments.q = { pattern = \"(\" }\n",
             "tools[0].arguments.q.pattern: is not a valid regular expression",
         ),

@@ -846,6 +846,12 @@ fn argument_rules(
             })?;
             r = r.with_type(ty);
         }
+        // TOML spells `nan`: a NaN bound compares false both ways, so it would bound nothing.
+        for (key, bound) in [("min", s.min), ("max", s.max)] {
+            if bound.is_some_and(f64::is_nan) {
+                return Err(invalid(at(key), "must be a number, not nan"));
+            }
+        }
         if let (Some(lo), Some(hi)) = (s.min, s.max)
             && lo > hi
         {
