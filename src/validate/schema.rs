@@ -438,20 +438,16 @@ impl Stats {
 #[cfg(feature = "schema")]
 fn schema_error(e: &jsonschema::ValidationError<'_>, under: Option<&str>) -> ConstraintError {
     use jsonschema::error::ValidationErrorKind as K;
-    // Under a property: the error's path is relative to that property's value.
-    let at = match under {
-        Some(k) => format!("/{k}{}", e.instance_path()),
-        None => e.instance_path().to_string(),
-    };
-    let name: Arc<str> = match e.kind() {
-        // The missing property's name comes from the schema, not the request.
-        K::Required { property } => match property.as_str() {
-            Some(p) if at.is_empty() => Arc::from(p),
-            Some(p) => Arc::from(format!("{at}/{p}")),
-            None => Arc::from(at.as_str()),
-        },
-        _ if at.is_empty() => Arc::from("(arguments)"),
-        _ => Arc::from(at.trim_start_matches('/')),
+    // Only names the schema declares: the error's instance path is made of the request's own
+    // keys wherever the schema allows any (`additionalProperties`, `patternProperties`), and
+    // a key can be a secret (`{"env": {"AWS_SECRET_ACCESS_KEY": 1}}`). `under` is a property
+    // the schema declares; a missing property's name comes from the schema too.
+    let name: Arc<str> = match (e.kind(), under) {
+        (K::Required { property }, None) if e.instance_path().as_str().is_empty() => {
+            property.as_str().map_or(Arc::from("(arguments)"), Arc::from)
+        }
+        (_, Some(k)) => Arc::from(k),
+        _ => Arc::from("(arguments)"),
     };
     ConstraintError::Schema {
         name,
@@ -552,6 +548,34 @@ mod tests {
                 ("url".into(), ArgumentKind::Url),
             ]
         );
+    }
+
+    #[cfg(feature = "schema")]
+    #[test]
+    fn errors_name_only_what_the_schema_declares() {
+        let schemas = ToolSchemas::new(Arc::default(), Arc::default());
+        let schema = json!({
+            "type": "object",
+            "properties": {"env": {"type": "object", "additionalProperties": {"type": "string"}}},
+            "additionalProperties": {"type": "string"}
+        });
+        let schema = schema.as_object().unwrap_or_else(|| unreachable!());
+        schemas.observe(&[ToolSchema {
+            name: "run",
+            input_schema: schema,
+        }]);
+        for args in [
+            json!({"env": {"AWS_SECRET_ACCESS_KEY": 1}}),
+            json!({"AWS_SECRET_ACCESS_KEY": 1}),
+        ] {
+            let args = args.as_object().unwrap_or_else(|| unreachable!());
+            let e = schemas
+                .check("run", Some(args))
+                .err()
+                .unwrap_or_else(|| unreachable!("refused"));
+            let shown = format!("{e} {e:?}");
+            assert!(!shown.contains("AWS_SECRET"), "{shown}");
+        }
     }
 
     #[cfg(feature = "schema")]
