@@ -36,6 +36,13 @@ impl Glob {
                 rest = after;
                 continue;
             }
+            // `dir/**` also matches `dir` itself: a rule denying everything under a directory
+            // must deny the directory's own URI (its listing) too.
+            if rest == "/**" {
+                re.push_str("(?:/.*)?");
+                rest = "";
+                continue;
+            }
             rest = &rest[c.len_utf8()..];
             match c {
                 '*' if rest.starts_with('*') => {
@@ -83,5 +90,11 @@ mod tests {
         assert!(!g.matches("file:///srv/private/x/y"));
         let g = Glob::new("files_*").unwrap_or_else(|e| unreachable!("{e}"));
         assert!(g.matches("files_read") && !g.matches("files_a/b"));
+        // `dir/**` covers the directory's own URI as well as everything under it.
+        let g = Glob::new("file:///srv/data/secret/**").unwrap_or_else(|e| unreachable!("{e}"));
+        assert!(g.matches("file:///srv/data/secret"));
+        assert!(g.matches("file:///srv/data/secret/"));
+        assert!(g.matches("file:///srv/data/secret/a/b"));
+        assert!(!g.matches("file:///srv/data/secretive"));
     }
 }

@@ -15,6 +15,16 @@ pub(crate) fn problem(uri: &str) -> Option<&'static str> {
         return Some("uri contains whitespace, control characters or backslashes");
     }
     let hier = uri.split(['?', '#']).next().unwrap_or_default();
+    // A file URI names a path and nothing else. What follows `?` or `#` is outside every check
+    // of the path, yet a server that turns the URI into a path by cutting `file://` reads it as
+    // part of the path (`file:///srv/public/x#/../../../etc/passwd`).
+    if hier.len() < uri.len()
+        && hier
+            .get(..5)
+            .is_some_and(|s| s.eq_ignore_ascii_case("file:"))
+    {
+        return Some("file uri has a query or fragment");
+    }
     if ["%2e", "%2f", "%5c"]
         .iter()
         .any(|n| contains_ignore_case(hier, n))
@@ -156,6 +166,9 @@ mod tests {
             "file:///srv/data/..",
             "file://..",
             "file://../etc/passwd",
+            "file:///srv/public/x#/../../../etc/passwd",
+            "FILE:///srv/public/x?/../../etc/passwd",
+            "file:///srv/data/a.csv?v=1",
         ] {
             assert!(problem(bad).is_some(), "{bad}");
         }
