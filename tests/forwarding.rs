@@ -716,3 +716,106 @@ async fn tasks_answer_only_to_the_identity_that_created_them() {
     assert_eq!(refused[0]["host"], "mallory");
     client.cancel().await.unwrap();
 }
+
+/// A layer that allows every method but hides the prompt `hidden` and everything under
+/// `file:///secret/`.
+fn hiding_layer(audit: Arc<MemorySink>) -> SecurityLayer {
+    SecurityLayer::builder()
+        .allow_anonymous()
+        .authorizer(authorize_fn(|_: &Identity, a: &Action<'_>, _: &Cx| {
+            let hidden = match a {
+                Action::GetPrompt { name, .. } => *name == "hidden",
+                Action::ReadResource { uri } => uri.starts_with("file:///secret/"),
+                _ => false,
+            };
+            if hidden {
+                Decision::Deny(mcp_security::Denial::new(
+                    mcp_security::Stage::Authorization,
+                    mcp_security::DenyKind::NotFound,
+                    "hidden",
+                ))
+            } else {
+                Decision::Allow(None)
+            }
+        }))
+        .audit_sink_arc(audit)
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn methods_that_name_a_prompt_or_resource_need_it_allowed_too() {
+    let canary = Canary::default();
+    let audit = Arc::new(MemorySink::new());
+    let secure = SecureServer::new(canary.clone(), hiding_layer(audit.clone()));
+    let (server_io, client_io) = tokio::io::duplex(64 * 1024);
+    let (peer_tx, peer_rx) = tokio::sync::oneshot::channel();
+    let served = secure.clone();
+    tokio::spawn(async move {
+        let running = served.serve(server_io).await.unwrap();
+        let _ = peer_tx.send(running.peer().clone());
+        let _ = running.waiting().await;
+    });
+    let client = ().serve(client_io).await.unwrap();
+    let peer = peer_rx.await.unwrap();
+    let cx = |id: i64| RequestContext::new(NumberOrString::Number(2000 + id), peer.clone());
+    let complete = |r: serde_json::Value| -> CompleteRequestParams {
+        from(json!({"ref": r, "argument": {"name": "a", "value": "b"}}))
+    };
+
+    // Allowed method, hidden target: not found, and the handler never runs.
+    let hidden = [
+        secure
+            .complete(
+                complete(json!({"type": "ref/prompt", "name": "hidden"})),
+                cx(1),
+            )
+            .await
+            .map(|_| ()),
+        secure
+            .complete(
+                complete(json!({"type": "ref/resource", "uri": "file:///secret/{name}"})),
+                cx(2),
+            )
+            .await
+            .map(|_| ()),
+        secure
+            .read_resource_directory(
+                ReadResourceDirectoryRequestParams::new("file:///secret/"),
+                cx(3),
+            )
+            .await
+            .map(|_| ()),
+        secure
+            .get_skill(GetSkillRequestParams::new("file:///secret/SKILL.md"), cx(4))
+            .await
+            .map(|_| ()),
+    ];
+    for r in &hidden {
+        let e = r.as_ref().expect_err("refused");
+        assert_eq!(e.message, "not found", "{e:?}");
+    }
+    {
+        let seen = canary.seen.lock().unwrap();
+        for m in ["complete", "read_resource_directory", "get_skill"] {
+            assert!(!seen.contains(m), "{m} reached the handler: {seen:?}");
+        }
+    }
+
+    // Allowed targets reach the handler.
+    secure
+        .complete(
+            complete(json!({"type": "ref/prompt", "name": "open"})),
+            cx(5),
+        )
+        .await
+        .unwrap();
+    assert!(canary.seen.lock().unwrap().contains("complete"));
+    client.cancel().await.unwrap();
+    let refused = audit
+        .records()
+        .into_iter()
+        .filter(|r| r["rule"] == "authorization.named_target")
+        .count();
+    assert_eq!(refused, 4);
+}

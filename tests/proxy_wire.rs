@@ -44,11 +44,16 @@ fn wire() -> Wire {
 
 /// A relay enforcing the demo policy for the client key `key` picks.
 fn wire_with(key: impl FnOnce(&DemoKeys) -> String) -> Wire {
+    wire_policy(key, "")
+}
+
+/// The same, with `extra` added to the demo policy.
+fn wire_policy(key: impl FnOnce(&DemoKeys) -> String, extra: &str) -> Wire {
     let keys = DemoKeys::generate();
     let key = key(&keys);
     let audit = tempfile::tempdir().unwrap();
-    let policy =
-        Policy::from_toml_str(&demo_policy(&keys, &audit.path().join("audit.jsonl"))).unwrap();
+    let policy = demo_policy(&keys, &audit.path().join("audit.jsonl")) + extra;
+    let policy = Policy::from_toml_str(&policy).unwrap();
     let proxy = Proxy::new(policy.build().unwrap(), policy.proxy().clone())
         .with_credentials(Credentials::api_key(key.as_str()));
     let (client_end, proxy_client_side) = tokio::io::duplex(64 * 1024);
@@ -262,4 +267,34 @@ async fn only_a_caller_who_may_call_the_tool_makes_the_proxy_list_the_servers_to
     write_line(&mut w.client_tx, call).await;
     let first: Value = serde_json::from_str(&next_line(&mut w.server_rx).await).unwrap();
     assert_eq!(first["method"], "tools/list", "{first}");
+}
+
+#[tokio::test]
+async fn a_completion_for_a_hidden_prompt_reads_as_not_found() {
+    // `completion/complete` is allowed; the prompt `summarize` is the analytics bot's only.
+    let mut w = wire_policy(
+        |keys| keys.limited.clone(),
+        "\n[authorization]\nallow_methods = [\"completion/complete\"]\n",
+    );
+    write_line(
+        &mut w.client_tx,
+        r#"{"jsonrpc":"2.0","id":1,"method":"completion/complete","params":{"ref":{"type":"ref/prompt","name":"summarize"},"argument":{"name":"a","value":"b"}}}"#,
+    )
+    .await;
+    let answer: Value = serde_json::from_str(&next_line(&mut w.client_rx).await).unwrap();
+    assert_eq!(
+        (answer["id"].clone(), answer["error"]["message"].clone()),
+        (json!(1), json!("not found")),
+        "{answer}"
+    );
+    // A reference kind the proxy cannot judge is refused too; the server sees neither.
+    write_line(
+        &mut w.client_tx,
+        r#"{"jsonrpc":"2.0","id":2,"method":"completion/complete","params":{"ref":{"type":"ref/other","name":"x"},"argument":{"name":"a","value":"b"}}}"#,
+    )
+    .await;
+    let answer: Value = serde_json::from_str(&next_line(&mut w.client_rx).await).unwrap();
+    assert_eq!(answer["error"]["message"], "not found", "{answer}");
+    let heard = tokio::time::timeout(Duration::from_millis(300), w.server_rx.next_line()).await;
+    assert!(heard.is_err(), "the server was sent {heard:?}");
 }

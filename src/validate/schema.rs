@@ -443,9 +443,9 @@ fn schema_error(e: &jsonschema::ValidationError<'_>, under: Option<&str>) -> Con
     // a key can be a secret (`{"env": {"AWS_SECRET_ACCESS_KEY": 1}}`). `under` is a property
     // the schema declares; a missing property's name comes from the schema too.
     let name: Arc<str> = match (e.kind(), under) {
-        (K::Required { property }, None) if e.instance_path().as_str().is_empty() => {
-            property.as_str().map_or(Arc::from("(arguments)"), Arc::from)
-        }
+        (K::Required { property }, None) if e.instance_path().as_str().is_empty() => property
+            .as_str()
+            .map_or(Arc::from("(arguments)"), Arc::from),
         (_, Some(k)) => Arc::from(k),
         _ => Arc::from("(arguments)"),
     };

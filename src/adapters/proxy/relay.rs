@@ -58,6 +58,39 @@ fn has_ambiguous_keys(v: &Value) -> bool {
     }
 }
 
+/// What a request names besides its method, when the method is one that names a prompt or a
+/// resource in its parameters.
+enum Named {
+    Prompt(String),
+    Resource(String),
+    /// A reference of a kind this version cannot judge: refused.
+    Unknown,
+}
+
+fn named_target(method: &str, params: Option<&Value>) -> Option<Named> {
+    let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_owned);
+    match method {
+        "completion/complete" => {
+            let r = params.and_then(|p| p.get("ref"));
+            Some(
+                match r.and_then(|r| r.get("type")).and_then(Value::as_str) {
+                    Some("ref/prompt") => {
+                        text(r.and_then(|r| r.get("name"))).map_or(Named::Unknown, Named::Prompt)
+                    }
+                    Some("ref/resource") => {
+                        text(r.and_then(|r| r.get("uri"))).map_or(Named::Unknown, Named::Resource)
+                    }
+                    _ => Named::Unknown,
+                },
+            )
+        }
+        "resources/directory/read" | "skills/get" => {
+            Some(text(params.and_then(|p| p.get("uri"))).map_or(Named::Unknown, Named::Resource))
+        }
+        _ => None,
+    }
+}
+
 /// Keeps only the members JSON-RPC 2.0 defines. Whatever else a peer puts beside them never
 /// reaches the other side: a member the proxy does not read is one it did not check.
 fn keep_jsonrpc_members(obj: &mut Map<String, Value>) {
@@ -702,6 +735,37 @@ impl Shared {
                 return None;
             }
         };
+        // A method that names a prompt or resource (a completion's reference, a directory, a
+        // skill): the caller must be allowed what it names too, as a request naming it
+        // directly would be; otherwise it reads as not found, like a hidden item.
+        let named = named_target(method, obj.get("params"));
+        if let Some(named) = named {
+            let allowed = match &named {
+                Named::Prompt(name) => self.layer.permits(
+                    admission.identity(),
+                    &Action::GetPrompt {
+                        name,
+                        arguments: None,
+                    },
+                    &cx,
+                ),
+                Named::Resource(uri) => {
+                    self.layer
+                        .permits(admission.identity(), &Action::ReadResource { uri }, &cx)
+                }
+                Named::Unknown => false,
+            };
+            if !allowed {
+                let d = Denial::new(Stage::Authorization, DenyKind::NotFound, "not found")
+                    .with_rule(RuleId::from_static("authorization.named_target"));
+                let _ = self
+                    .layer
+                    .complete(admission, &action, &cx, Completion::Refused(d.clone()))
+                    .await;
+                self.answer_denial(&id, &action, &d).await;
+                return None;
+            }
+        }
         let target = action.target().map(Box::from);
         let list = match action {
             Action::List(kind) => Some(kind),

@@ -100,6 +100,16 @@ impl<H> Clone for SecureServer<H> {
     }
 }
 
+/// What a request names besides its method, for [`SecureServer::gated_naming`].
+enum Names<'a> {
+    /// Nothing: the method is all there is to allow.
+    Nothing,
+    /// A prompt or resource the caller must also be allowed.
+    Target(Action<'a>),
+    /// Something this version cannot judge (a kind of reference it does not know): refused.
+    Unknown,
+}
+
 /// The JSON-RPC error for a denial (see the module docs for the table).
 fn wire_error(action: &Action<'_>, d: &Denial) -> McpError {
     let code = crate::decision::wire_code(action, d);
@@ -360,6 +370,26 @@ impl<H: ServerHandler> SecureServer<H> {
     async fn gated<'a, T, F, Fut>(
         &'a self,
         action: Action<'_>,
+        context: RequestContext<RoleServer>,
+        call: F,
+    ) -> Result<T, McpError>
+    where
+        F: FnOnce(&'a H, RequestContext<RoleServer>) -> Fut,
+        Fut: Future<Output = Result<T, McpError>>,
+        T: serde::Serialize + serde::de::DeserializeOwned,
+    {
+        self.gated_naming(action, Names::Nothing, context, call)
+            .await
+    }
+
+    /// [`gated`](Self::gated) for a method that names a prompt or resource (a completion's
+    /// reference, a directory, a skill): allowing the method is not enough, the caller must
+    /// also be allowed what it names, as a request naming it directly would be. Anything else
+    /// reads as not found, like a hidden item.
+    async fn gated_naming<'a, T, F, Fut>(
+        &'a self,
+        action: Action<'_>,
+        names: Names<'_>,
         mut context: RequestContext<RoleServer>,
         call: F,
     ) -> Result<T, McpError>
@@ -370,6 +400,16 @@ impl<H: ServerHandler> SecureServer<H> {
     {
         let cx = self.context(Some(&context.id), &context.extensions);
         let pending = self.admit(&action, cx, &mut context.extensions).await?;
+        let allowed = match names {
+            Names::Nothing => true,
+            Names::Target(named) => pending.permits(&named),
+            Names::Unknown => false,
+        };
+        if !allowed {
+            let d = Denial::new(crate::Stage::Authorization, DenyKind::NotFound, "not found")
+                .with_rule(crate::RuleId::from_static("authorization.named_target"));
+            return pending.refuse(d).await;
+        }
         let mut result = call(&self.inner, context).await;
         let mut report = RedactionReport::default();
         if let Ok(value) = result.as_mut()
@@ -692,10 +732,24 @@ impl<H: ServerHandler> ServerHandler for SecureServer<H> {
     ) -> impl Future<Output = Result<CompleteResult, McpError>> + rmcp::service::MaybeSendFuture + '_
     {
         Box::pin(async move {
-            self.gated(
+            let named = match &request.r#ref {
+                rmcp::model::Reference::Prompt(p) => Some((true, p.name.clone())),
+                rmcp::model::Reference::Resource(r) => Some((false, r.uri.clone())),
+                _ => None,
+            };
+            let names = match &named {
+                Some((true, name)) => Names::Target(Action::GetPrompt {
+                    name,
+                    arguments: None,
+                }),
+                Some((false, uri)) => Names::Target(Action::ReadResource { uri }),
+                None => Names::Unknown,
+            };
+            self.gated_naming(
                 Action::Other {
                     method: "completion/complete",
                 },
+                names,
                 context,
                 |h, c| h.complete(request, c),
             )
@@ -1169,10 +1223,12 @@ impl<H: ServerHandler> ServerHandler for SecureServer<H> {
     ) -> impl Future<Output = Result<GetSkillResult, McpError>> + rmcp::service::MaybeSendFuture + '_
     {
         Box::pin(async move {
-            self.gated(
+            let uri = request.uri.clone();
+            self.gated_naming(
                 Action::Other {
                     method: "skills/get",
                 },
+                Names::Target(Action::ReadResource { uri: &uri }),
                 context,
                 |h, c| h.get_skill(request, c),
             )
@@ -1188,10 +1244,12 @@ impl<H: ServerHandler> ServerHandler for SecureServer<H> {
     + rmcp::service::MaybeSendFuture
     + '_ {
         Box::pin(async move {
-            self.gated(
+            let uri = request.uri.clone();
+            self.gated_naming(
                 Action::Other {
                     method: "resources/directory/read",
                 },
+                Names::Target(Action::ReadResource { uri: &uri }),
                 context,
                 |h, c| h.read_resource_directory(request, c),
             )
