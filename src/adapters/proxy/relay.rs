@@ -722,6 +722,7 @@ impl Shared {
         // for a caller who may call it: nobody unauthenticated or refused makes the server list
         // its tools (admission then refuses them, audited).
         if let Action::CallTool { name, .. } = action
+            && !self.table().tools_fetched
             && self.layer.needs_tool_schema(name)
             && let Ok(identity) = self.layer.identify(&cx).await
             && self.layer.permits(&identity, &action, &cx)
@@ -904,16 +905,16 @@ impl Shared {
             }
             self.send(Side::Server, &request).await;
             let Ok(Ok(response)) = tokio::time::timeout(TOOLS_FETCH_TIMEOUT, rx).await else {
-                let mut t = self.table();
                 if let Some(key) = IdKey::of(&id) {
-                    t.internal.remove(&key);
+                    self.table().internal.remove(&key);
                 }
-                // Not listed: the next call that needs a schema asks again.
-                t.tools_fetched = false;
+                // Not asked again until the server says its tools changed: a server that
+                // cannot list (or is slow to) would otherwise pay a listing, or its timeout,
+                // on every call. Calls go on without a schema, or are refused where the policy
+                // requires one.
                 return;
             };
             let Some(result) = response.get("result") else {
-                self.table().tools_fetched = false;
                 return;
             };
             observe_tools(&self.layer, result);
