@@ -708,7 +708,6 @@ impl SecurityLayer {
         redactions: u32,
         refused: Option<&Denial>,
     ) -> Result<(), Denial> {
-        let inner = self.current.load_full();
         let rec = Record {
             identity: None,
             outcome: if refused.is_some() {
@@ -729,7 +728,20 @@ impl SecurityLayer {
             classification: None,
             started: Instant::now(),
         };
-        inner
+        self.write_host_record(method, target, cx, rec).await
+    }
+
+    /// Writes a record of the host side (no identity); `Err` is the `audit unavailable`
+    /// denial when it could not be written.
+    async fn write_host_record(
+        &self,
+        method: &str,
+        target: Option<&str>,
+        cx: &RequestContext,
+        rec: Record<'_>,
+    ) -> Result<(), Denial> {
+        self.current
+            .load_full()
             .write_audit(method, target, cx, rec)
             .await
             .map_err(|()| crate::decision::audit_unavailable())
@@ -751,7 +763,6 @@ impl SecurityLayer {
         redactions: u32,
         code: Option<i32>,
     ) -> Result<(), Denial> {
-        let inner = self.current.load_full();
         let rec = Record {
             identity: None,
             outcome: AuditOutcome::Error,
@@ -764,10 +775,7 @@ impl SecurityLayer {
             classification: None,
             started: Instant::now(),
         };
-        inner
-            .write_audit(method, target, cx, rec)
-            .await
-            .map_err(|()| crate::decision::audit_unavailable())
+        self.write_host_record(method, target, cx, rec).await
     }
 
     /// Authenticates `cx` as the pipeline would, without auditing: for diagnostics such as

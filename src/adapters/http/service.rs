@@ -563,30 +563,15 @@ where
 
     // 404, as for a session that does not exist: the spec's answer that makes a client start a
     // new session, and it does not confirm to a caller that someone else's session exists.
-    if let Some(id) = session.as_deref()
-        && shared.sessions.check(id, &identity) == Binding::NotYours
-    {
-        shared
-            .refuse(
-                &cx,
-                &path,
-                Some(&identity),
-                deny(
-                    Stage::Authorization,
-                    DenyKind::NotFound,
-                    "session not found",
-                    "http.session",
-                ),
-            )
-            .await;
-        return Ok(text(StatusCode::NOT_FOUND, "not found: session not found"));
-    }
-
-    // A stream resumed by `Last-Event-ID` alone: with an event store, rmcp replays events by
-    // their id whatever the session (and with a session id, ignores it), so the binding
-    // above would not stand between a caller and another's events. Resuming is only for
-    // the session's owner, who names it.
-    if session.is_none() && req.headers().contains_key("last-event-id") {
+    // Without a session id, a stream resumed by `Last-Event-ID` alone is refused the same way:
+    // with an event store, rmcp replays events by their id whatever the session (and with a
+    // session id, ignores it), so the binding would not stand between a caller and another's
+    // events. Resuming is only for the session's owner, who names it.
+    let not_yours = match session.as_deref() {
+        Some(id) => shared.sessions.check(id, &identity) == Binding::NotYours,
+        None => req.headers().contains_key("last-event-id"),
+    };
+    if not_yours {
         shared
             .refuse(
                 &cx,

@@ -461,24 +461,12 @@ impl<H: ClientHandler> SecureClient<H> {
     where
         F: AsyncFnOnce(P) -> Result<R, McpError>,
     {
-        let settings = &self.guard.settings;
-        let mut refused = (!settings.gate.permits(method)).then(|| settings.gate.denial());
-        if let Some(layer) = &settings.layer {
-            let mut redactions = 0;
-            if refused.is_none() {
-                match redact(layer, &mut params) {
-                    Some(n) => redactions = n,
-                    None => refused = Some(unredactable()),
-                }
-            }
-            let audited = layer
-                .audit_from_server(method, None, &host_context(), redactions, refused.as_ref())
-                .await;
-            if let Err(d) = audited {
-                refused = refused.or(Some(d));
-            }
-        }
-        match refused {
+        let gate = &self.guard.settings.gate;
+        let refused = (!gate.permits(method)).then(|| gate.denial());
+        match self
+            .judged(method, None, refused, &mut params, redact)
+            .await
+        {
             Some(d) => Err(McpError::new(
                 ErrorCode(d.kind().code()),
                 d.reason().to_owned(),
@@ -486,6 +474,39 @@ impl<H: ClientHandler> SecureClient<H> {
             )),
             None => forward(params).await,
         }
+    }
+
+    /// The last word on something the server sent, given the gate's (`refused`): redacted in
+    /// place when not refused, refused when it cannot be redacted, and audited either way (a
+    /// record that cannot be written refuses it too). `None` when it may be passed on.
+    async fn judged<P>(
+        &self,
+        method: &str,
+        target: Option<&str>,
+        mut refused: Option<Denial>,
+        params: &mut P,
+        redact: fn(&SecurityLayer, &mut P) -> Option<u32>,
+    ) -> Option<Denial> {
+        let Some(layer) = &self.guard.settings.layer else {
+            return refused;
+        };
+        let mut redactions = 0;
+        if refused.is_none() {
+            match redact(layer, params) {
+                Some(n) => redactions = n,
+                None => refused = Some(unredactable()),
+            }
+        }
+        let audited = layer
+            .audit_from_server(
+                method,
+                target,
+                &host_context(),
+                redactions,
+                refused.as_ref(),
+            )
+            .await;
+        refused.or(audited.err())
     }
 
     /// Redacts a notification's text in place; `false` when it could not be redacted and must
@@ -723,38 +744,25 @@ impl<H: ClientHandler> ClientHandler for SecureClient<H> {
         // its error (`failed`), and requests for the host (`input_required`), which the gate
         // judges like the server's own requests. All of it is redacted, and the decision
         // audited; a status that is refused or cannot be redacted is not delivered.
-        let settings = &self.guard.settings;
-        let mut refused = None;
-        if let TaskPayload::InputRequired { input_requests } = &params.task.payload {
-            let denied = input_requests
+        let gate = &self.guard.settings.gate;
+        let refused = match &params.task.payload {
+            TaskPayload::InputRequired { input_requests } => input_requests
                 .values()
-                .any(|r| input_request_method(r).is_none_or(|m| !settings.gate.permits(m)));
-            if denied {
-                refused = Some(settings.gate.denial());
-            }
-        }
-        if let Some(layer) = &settings.layer {
-            let mut redactions = 0;
-            if refused.is_none() {
-                match redact_typed(layer, &mut params) {
-                    Some(n) => redactions = n,
-                    None => refused = Some(unredactable()),
-                }
-            }
-            let task_id = params.task.task.task_id.clone();
-            let audited = layer
-                .audit_from_server(
-                    "notifications/tasks",
-                    Some(&task_id),
-                    &host_context(),
-                    redactions,
-                    refused.as_ref(),
-                )
-                .await;
-            if let Err(d) = audited {
-                refused = refused.or(Some(d));
-            }
-        }
+                .any(|r| input_request_method(r).is_none_or(|m| !gate.permits(m)))
+                .then(|| gate.denial()),
+            _ => None,
+        };
+        // The audit record's target (redacted there like every target).
+        let task_id = params.task.task.task_id.clone();
+        let refused = self
+            .judged(
+                "notifications/tasks",
+                Some(&task_id),
+                refused,
+                &mut params,
+                redact_typed,
+            )
+            .await;
         if refused.is_none() {
             self.inner.on_task_status(params, context).await;
         }
